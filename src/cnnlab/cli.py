@@ -1,0 +1,204 @@
+"""The command line: a thin typer app over cnnlab's public API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from .errors import CnnlabError
+
+console = Console()
+
+
+class _Group(TyperGroup):
+    """Turns every CnnlabError into one line on stderr and exit code 2 (`--traceback` shows the trace)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CnnlabError as exc:
+            if (ctx.obj or {}).get("traceback"):
+                raise
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(cls=_Group, no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
+                  help="cnnlab: train, compare, ablate and analyse CNN image classifiers.")
+data_app = typer.Typer(no_args_is_help=True, help="Find, add and explore datasets.")
+app.add_typer(data_app, name="data")
+
+
+@app.callback()
+def _root(ctx: typer.Context, traceback: bool = typer.Option(False, "--traceback", help="Show the full trace on errors.")):
+    ctx.obj = {"traceback": traceback}
+
+
+@data_app.command("list")
+def data_list():
+    """List the named datasets, their sizes and whether their files are on this machine.
+
+    Example: cnnlab data list
+    """
+    from .data import DATASETS, data_home
+
+    table = Table(title=f"datasets (data home: {data_home()})")
+    for column in ("name", "classes", "train", "test", "on this machine", "description"):
+        table.add_column(column, justify="right" if column in ("classes", "train", "test") else "left")
+    for name, spec in DATASETS.items():
+        here = "yes" if spec.source.present() else "no"
+        classes = str(len(spec.classes)) if spec.classes else {"cifar10": "10", "cifar100": "100"}.get(name, "20")
+        table.add_row(name, classes, f"{spec.official.get('train', 0):,}", f"{spec.official.get('test', 0):,}", here,
+                      spec.description)
+    console.print(table)
+    console.print("Your own data: idx:DIR, csv:TRAIN.csv[,TEST.csv][;orientation=transposed][;mapping=FILE], "
+                  "folder:DIR (one sub-folder per class)")
+
+
+@data_app.command("info")
+def data_info(
+    name: str = typer.Argument(..., help="Dataset name or idx:/csv:/folder: spec."),
+    offline: bool = typer.Option(False, "--offline", help="Never download; use what is on this machine."),
+):
+    """Sizes, classes, per-class counts, imbalance, pixel statistics and duplicate images.
+
+    Example: cnnlab data info emnist-balanced
+    """
+    from .data import explore
+    from .data.catalog import DATASETS
+    from .data.load import load_dataset
+
+    dataset = load_dataset(name, download=not offline)
+    others = {}
+    if name.startswith("emnist-"):
+        for other in DATASETS.names():
+            if other.startswith("emnist-") and other != name and DATASETS.get(other).source.present():
+                others[other] = load_dataset(other, download=False)
+    info = explore.dataset_info(dataset, others)
+    print_info(info)
+
+
+def print_info(info) -> None:
+    c, h, w = info.image_shape
+    console.print(f"[bold]{info.name}[/]: {len(info.classes)} classes, images {c}×{h}×{w} uint8")
+    for line in info.presence:
+        console.print(f"  {line}")
+    for note in info.notes:
+        console.print(f"  note: {note}")
+    table = Table(title="images per class")
+    table.add_column("class")
+    for split in info.splits:
+        table.add_column(split.name, justify="right")
+    for i, name in enumerate(info.classes):
+        table.add_row(name, *[f"{s.counts[i]:,}" for s in info.splits])
+    console.print(table)
+    rarest, commonest = info.extremes()
+    ref = info.reference.name
+    console.print(f"imbalance ({ref}): {info.imbalance:.2f}× (commonest / rarest class)")
+    console.print(f"  rarest: {', '.join(f'{n!r} {k:,}' for n, k in rarest)}")
+    console.print(f"  commonest: {', '.join(f'{n!r} {k:,}' for n, k in commonest)}")
+    for split in info.splits:
+        mean = ", ".join(f"{m:.4f}" for m in split.mean)
+        std = ", ".join(f"{s:.4f}" for s in split.std)
+        console.print(f"{split.name}: pixel mean {mean}, std {std} (0–1 scale); "
+                      f"{split.duplicates:,} duplicate images within the split")
+    if info.train_test_overlap is not None:
+        console.print(f"test images also in train: {info.train_test_overlap:,}")
+    for mine, other, theirs, count, total in info.cross_overlaps:
+        console.print(f"{info.name} {mine} ∩ {other} {theirs}: {count:,} of {total:,} images "
+                      f"({100 * count / max(total, 1):.1f} %)")
+
+
+def _save(fig, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150)
+    console.print(f"wrote {out}")
+
+
+@data_app.command("show")
+def data_show(
+    name: str,
+    per_class: int = typer.Option(8, "--per-class", "-k", min=1, max=50, help="Samples per class."),
+    out: Path = typer.Option(Path("grid.png"), "-o", "--out", help="Image file to write (.png, .svg, .pdf)."),
+    split: str = typer.Option(None, help="Split to sample from (default: train)."),
+    seed: int = typer.Option(0, help="Which samples to draw."),
+):
+    """Draw a grid of samples per class, upright, labelled with the class name.
+
+    Example: cnnlab data show emnist-mnist --per-class 8 -o grid.png
+    """
+    from .data import load_dataset, sample_grid
+
+    _save(sample_grid(load_dataset(name), per_class, split, seed), out)
+
+
+@data_app.command("hist")
+def data_hist(name: str, out: Path = typer.Option(Path("hist.png"), "-o", "--out")):
+    """Draw the class histogram of every split.
+
+    Example: cnnlab data hist fashion-mnist -o hist.png
+    """
+    from .data import class_histogram, load_dataset
+
+    _save(class_histogram(load_dataset(name)), out)
+
+
+@data_app.command("add")
+def data_add(
+    name: str = typer.Argument(..., help="Dataset or family: emnist, mnist, fashion-mnist, kmnist, cifar10, cifar100."),
+    source: Path = typer.Option(..., "--from", help="A file or folder you already have (zip, .gz files, CSVs, tar.gz)."),
+):
+    """Copy files you already have into the data home, verifying published checksums.
+
+    Example: cnnlab data add emnist --from ~/Downloads/gzip.zip
+    """
+    from .data import add_local
+    from .data.catalog import DATASETS, spec_for_family
+    from .data.load import load_dataset
+
+    added = add_local(name, source)
+    console.print(f"added {len(added)} file(s) to {added[0].parent}")
+    family = spec_for_family(name).source.family
+    for dataset_name, spec in DATASETS.items():
+        if spec.source.family == family and spec.source.present():
+            dataset = load_dataset(dataset_name, download=False)
+            console.print(f"[bold]{dataset_name}[/]: " + "; ".join(dataset.presence()))
+
+
+@data_app.command("download")
+def data_download(name: str):
+    """Download a named dataset (verified, resumable) and parse it into the cache.
+
+    Example: cnnlab data download mnist
+    """
+    from .data import load_dataset
+
+    dataset = load_dataset(name)
+    console.print(f"[bold]{name}[/]: " + "; ".join(dataset.presence()))
+
+
+@app.command()
+def quickstart(out: Path = typer.Option(Path("quickstart"), "-o", "--out", help="Folder for the figures.")):
+    """Explore a real dataset offline (Fashion-MNIST when installed, else scikit-learn's digits).
+
+    Example: cnnlab quickstart -o quickstart
+    """
+    from .data import DATASETS, class_histogram, dataset_info, load_dataset, sample_grid
+
+    name = "fashion-mnist" if DATASETS.get("fashion-mnist").source.present() else "digits"
+    dataset = load_dataset(name, download=False)
+    print_info(dataset_info(dataset))
+    _save(sample_grid(dataset, 8), out / f"{name}-grid.png")
+    _save(class_histogram(dataset), out / f"{name}-hist.png")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

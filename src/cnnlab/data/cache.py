@@ -1,0 +1,119 @@
+"""The data home: raw files and parsed arrays, written atomically under a file lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+CACHE_FORMAT = 1  # bump when the parsed layout changes, so old caches are rebuilt
+
+
+def data_home() -> Path:
+    """`$CNNLAB_DATA`, or the user's cache folder."""
+    env = os.environ.get("CNNLAB_DATA")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("cnnlab")) / "data"
+
+
+def raw_dir(family: str) -> Path:
+    return data_home() / "raw" / family
+
+
+def arrays_dir(name: str) -> Path:
+    return data_home() / "arrays" / _safe_name(name)
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "_"
+
+
+@contextmanager
+def locked(path: Path, timeout: float = 3600):
+    """An inter-process lock beside `path`; two processes filling one cache take turns."""
+    from filelock import FileLock, Timeout
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path) + ".lock")
+    try:
+        with lock.acquire(timeout=timeout):
+            yield
+    except Timeout:
+        raise DataError(f"{path}: another cnnlab process has held its lock for {timeout:.0f} s; "
+                        f"if none is running, delete {path}.lock") from None
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode())
+
+
+def load_arrays(folder: Path, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
+    """The arrays stored under `folder` if they were built from the same sources (`key`), else None."""
+    meta_path = folder / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("key") != key or meta.get("format") != CACHE_FORMAT:
+        return None
+    try:
+        arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in meta["arrays"]}
+    except (OSError, ValueError):
+        return None
+    return arrays, meta
+
+
+def store_arrays(folder: Path, key: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Write arrays and meta into a fresh folder, then swap it in: readers see old or new, never half."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".part"))
+    try:
+        for name, array in arrays.items():
+            np.save(staging / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+        full_meta = {**meta, "key": key, "format": CACHE_FORMAT, "arrays": sorted(arrays)}
+        (staging / "meta.json").write_text(json.dumps(full_meta, indent=2, sort_keys=True))
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            os.replace(folder, old)
+        os.replace(staging, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def source_key(paths: list[Path], extra: str = "") -> str:
+    """Identifies the raw files a parse came from (name, size, mtime)."""
+    import hashlib
+
+    h = hashlib.sha256(extra.encode())
+    for path in sorted(paths):
+        st = path.stat()
+        h.update(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,374 @@
+"""Named datasets: where each one's raw files live, how they are fetched, added and parsed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, DownloadError
+from ..registry import Registry
+from . import emnist
+from .cache import raw_dir
+from .cifar import read_cifar_archive
+from .idx import read_idx, read_idx_pair
+from .sources import RemoteFile, copy_verified, download, extract_zip_members
+
+Parsed = dict  # {"splits": {split: (images, labels, items|None)}, "classes": tuple[str, ...], "notes": list[str]}
+
+
+class Source:
+    """Knows a dataset's raw files: which are present, how to fetch, add and parse them."""
+
+    family: str
+
+    def present(self) -> list[Path]:
+        raise NotImplementedError
+
+    def fetch(self, progress: bool = True) -> None:
+        raise DownloadError("this dataset has no download address")
+
+    def parse(self, files: list[Path]) -> Parsed:
+        raise NotImplementedError
+
+    def add(self, path: Path) -> list[Path]:
+        raise DataError(f"cannot add files to {self.family!r}")
+
+    def where(self) -> str:
+        """How a user gets the files onto this machine by hand."""
+        return f"place the files in {raw_dir(self.family)}"
+
+
+IDX_NAMES = {
+    ("train", "images"): "train-images-idx3-ubyte.gz",
+    ("train", "labels"): "train-labels-idx1-ubyte.gz",
+    ("test", "images"): "t10k-images-idx3-ubyte.gz",
+    ("test", "labels"): "t10k-labels-idx1-ubyte.gz",
+}
+
+
+@dataclass
+class IdxFamilySource(Source):
+    """MNIST-layout datasets: four official IDX files, from a URL, the data home or a system copy."""
+
+    family: str
+    base_url: str
+    checksums: dict[str, dict[str, str]]
+    system_dirs: tuple[Path, ...] = ()
+
+    def specs(self) -> dict[str, RemoteFile]:
+        return {name: RemoteFile(name, self.base_url + name, **self.checksums.get(name, {})) for name in IDX_NAMES.values()}
+
+    def _find(self, name: str) -> Path | None:
+        for folder in (raw_dir(self.family), *self.system_dirs):
+            for candidate in (folder / name, folder / name.removesuffix(".gz")):
+                if candidate.is_file():
+                    return candidate
+        return None
+
+    def present(self) -> list[Path]:
+        return [p for p in (self._find(n) for n in IDX_NAMES.values()) if p is not None]
+
+    def fetch(self, progress: bool = True) -> None:
+        for name, spec in self.specs().items():
+            if self._find(name) is None:
+                download(spec, raw_dir(self.family) / name, progress)
+
+    def parse(self, files: list[Path]) -> Parsed:
+        by_name = {p.name.removesuffix(".gz"): p for p in files}
+        splits = {}
+        for split in ("train", "test"):
+            images = by_name.get(IDX_NAMES[(split, "images")].removesuffix(".gz"))
+            labels = by_name.get(IDX_NAMES[(split, "labels")].removesuffix(".gz"))
+            if images and labels:
+                x, y = read_idx_pair(images, labels)
+                splits[split] = (x, y, None)
+        return {"splits": splits, "notes": []}
+
+    def add(self, path: Path) -> list[Path]:
+        candidates = sorted(path.rglob("*")) if path.is_dir() else [path]
+        specs = {n.removesuffix(".gz"): s for n, s in self.specs().items()}
+        added = []
+        for file in candidates:
+            spec = specs.get(file.name.removesuffix(".gz"))
+            if spec is None or not file.is_file():
+                continue
+            read_idx(file)  # refuse a corrupt file before it enters the data home
+            added.append(copy_verified(file, raw_dir(self.family) / file.name, spec))
+        if not added:
+            raise DataError(f"{path}: none of {', '.join(IDX_NAMES.values())} found")
+        return added
+
+    def where(self) -> str:
+        return (f"download {self.base_url}{{{','.join(IDX_NAMES.values())}}} and run "
+                f"`cnnlab data add {self.family} --from FOLDER`, or place them in {raw_dir(self.family)}")
+
+
+@dataclass
+class EmnistSource(Source):
+    """One EMNIST split, from NIST's gzip.zip, its .gz members, slices of them, or Kaggle's CSVs."""
+
+    split: str
+    family: str = "emnist"
+
+    def _files(self) -> list[Path]:
+        folder = raw_dir(self.family)
+        return sorted(folder.iterdir()) if folder.is_dir() else []
+
+    def present(self) -> list[Path]:
+        mine = []
+        for path in self._files():
+            match = emnist.PARTIAL_PATTERN.match(path.name)
+            if (path.name.startswith(f"emnist-{self.split}-") and not path.name.endswith((".part", ".lock"))) or (
+                match and match["split"] == self.split
+            ):
+                mine.append(path)
+        data = [p for p in mine if not p.name.endswith("mapping.txt")]
+        return mine if data else []
+
+    def fetch(self, progress: bool = True) -> None:
+        folder = raw_dir(self.family)
+        archive = folder / emnist.ZIP_NAME
+        if not archive.exists():
+            download(emnist.zip_spec(), archive, progress)
+        self.add(archive)
+
+    def add(self, path: Path) -> list[Path]:
+        folder = raw_dir(self.family)
+        members = emnist.member_specs()
+        if path.is_file() and path.suffix == ".zip":
+            wanted = {**members, **{f"emnist-{s}-mapping.txt": RemoteFile(f"emnist-{s}-mapping.txt") for s in emnist.SPLITS}}
+            added = extract_zip_members(path, wanted, folder)
+            if not any(p.name in members for p in added) and not any((folder / m).exists() for m in members):
+                raise DataError(f"{path}: holds none of NIST's EMNIST .gz files; is it NIST's gzip.zip?")
+            return added
+        candidates = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        added = []
+        for file in candidates:
+            name = file.name
+            if name in members:
+                added.append(copy_verified(file, folder / name, members[name]))
+            elif emnist.PARTIAL_PATTERN.match(name):
+                read_idx(file)
+                added.append(copy_verified(file, folder / name, None))
+            elif name.startswith("emnist-") and (name.endswith("-mapping.txt") or name.endswith(".csv")):
+                added.append(copy_verified(file, folder / name, None))
+        if not added:
+            raise DataError(f"{path}: no EMNIST files found (NIST's gzip.zip, emnist-*.gz, slices named "
+                            "emnist-SPLIT-PART-itemsAtoB-*.gz, or Kaggle's emnist-*.csv)")
+        return added
+
+    def classes(self, files: list[Path]) -> tuple[str, ...]:
+        mapping = [p for p in files if p.name == f"emnist-{self.split}-mapping.txt"]
+        names = emnist.read_mapping(mapping[0]) if mapping else emnist.builtin_mapping(self.split)
+        return tuple(names)
+
+    def parse(self, files: list[Path]) -> Parsed:
+        by_name = {p.name: p for p in files}
+        splits, notes = {}, []
+        offset = emnist.label_offset(self.split)
+        for part in ("train", "test"):
+            images = by_name.get(emnist.member_name(self.split, part, "images"))
+            labels = by_name.get(emnist.member_name(self.split, part, "labels"))
+            csv = by_name.get(f"emnist-{self.split}-{part}.csv")
+            if images and labels:
+                x, y = read_idx_pair(images, labels, transpose=True)
+                splits[part] = (x, y - offset, None)
+            elif csv:
+                from .tabular import read_csv
+
+                x, y = read_csv(csv, transpose=True)
+                splits[part] = (x, y - offset, None)
+                notes.append(f"{part} read from Kaggle's {csv.name}")
+            else:
+                chunks = self._slices(files, part)
+                if chunks:
+                    splits[part] = tuple(np.concatenate(c) for c in zip(*chunks))
+                    splits[part] = (splits[part][0], splits[part][1] - offset, splits[part][2])
+        return {"splits": splits, "notes": notes, "classes": self.classes(files)}
+
+    def _slices(self, files: list[Path], part: str) -> list[tuple]:
+        pieces: dict[tuple[int, int], dict[str, Path]] = {}
+        for path in files:
+            match = emnist.PARTIAL_PATTERN.match(path.name)
+            if match and match["split"] == self.split and match["part"] == part:
+                pieces.setdefault((int(match["start"]), int(match["end"])), {})[match["kind"]] = path
+        chunks, covered = [], set()
+        for (start, end), pair in sorted(pieces.items()):
+            if set(pair) != {"images", "labels"}:
+                raise DataError(f"{next(iter(pair.values()))}: slice has no matching "
+                                f"{'labels' if 'images' in pair else 'images'} file")
+            x, y = read_idx_pair(pair["images"], pair["labels"], transpose=True)
+            if len(y) != end - start + 1:
+                raise DataError(f"{pair['images']}: its name promises items {start}–{end} "
+                                f"({end - start + 1:,}) but it holds {len(y):,}")
+            items = np.arange(start, end + 1)
+            if covered.intersection(range(start, end + 1)):
+                raise DataError(f"{pair['images']}: overlaps another slice of {self.split} {part}")
+            covered.update(range(start, end + 1))
+            chunks.append((x, y, items))
+        return chunks
+
+    def where(self) -> str:
+        return (f"download {emnist.ZIP_URL} ({emnist.ZIP_SIZE_TEXT}) and run `cnnlab data add emnist --from "
+                f"gzip.zip` (a folder of its .gz files or Kaggle's emnist-*.csv work too), "
+                f"or place the files in {raw_dir(self.family)}")
+
+
+CIFAR_ARCHIVES = {
+    "cifar10": RemoteFile("cifar-10-python.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                          md5="c58f30108f718f92721af3b95e74349a"),
+    "cifar100": RemoteFile("cifar-100-python.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+                           md5="eb9058c3a382ffc7106e4002c42a8d85"),
+}
+
+
+@dataclass
+class CifarSource(Source):
+    """CIFAR python archives; a subset archive in the same layout is accepted."""
+
+    variant: str  # cifar10 | cifar100 | cifar100-coarse
+    family: str = field(init=False)
+
+    def __post_init__(self):
+        self.family = "cifar10" if self.variant == "cifar10" else "cifar100"
+
+    @property
+    def spec(self) -> RemoteFile:
+        return CIFAR_ARCHIVES[self.family]
+
+    def present(self) -> list[Path]:
+        folder = raw_dir(self.family)
+        official = folder / self.spec.name
+        if official.exists():
+            return [official]
+        return sorted(folder.glob("*.tar.gz"))[:1] if folder.is_dir() else []
+
+    def fetch(self, progress: bool = True) -> None:
+        download(self.spec, raw_dir(self.family) / self.spec.name, progress)
+
+    def add(self, path: Path) -> list[Path]:
+        if not path.is_file():
+            raise DataError(f"{path}: expected the CIFAR python archive ({self.spec.name})")
+        read_cifar_archive(path, self.variant)  # refuse a corrupt or foreign archive up front
+        official = path.name == self.spec.name
+        return [copy_verified(path, raw_dir(self.family) / path.name, self.spec if official else None)]
+
+    def parse(self, files: list[Path]) -> Parsed:
+        parsed = read_cifar_archive(files[0], self.variant)
+        notes = [] if files[0].name == self.spec.name else [f"read from {files[0].name}, not the official archive"]
+        return {"splits": {k: v for k, v in parsed["splits"].items()}, "classes": parsed["classes"], "notes": notes}
+
+    def where(self) -> str:
+        return (f"download {self.spec.url} and run `cnnlab data add {self.family} --from {self.spec.name}`, "
+                f"or place it in {raw_dir(self.family)}")
+
+
+class DigitsSource(Source):
+    """scikit-learn's 8×8 digits (always offline); a seeded stratified 80/20 split, pixels 0–16 → 0–255."""
+
+    family = "digits"
+    SEED = 0
+
+    def present(self) -> list[Path]:
+        import sklearn
+
+        return [Path(sklearn.__file__).parent / "datasets" / "data" / "digits.csv.gz"]
+
+    def parse(self, files: list[Path]) -> Parsed:
+        from sklearn.datasets import load_digits
+
+        from .split import stratified_indices
+
+        bunch = load_digits()
+        images = np.round(bunch.images * (255 / 16)).astype(np.uint8)[:, None]
+        labels = bunch.target.astype(np.int64)
+        train, test = stratified_indices(labels, 0.2, seed=self.SEED)
+        return {"splits": {"train": (images[train], labels[train], train), "test": (images[test], labels[test], test)},
+                "notes": [f"no official split: stratified 80/20, seed {self.SEED}"]}
+
+    def where(self) -> str:
+        return "install scikit-learn"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    source: Source
+    classes: tuple[str, ...]
+    official: dict[str, int]
+    description: str
+    flips_allowed: bool = False
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def _register(spec: DatasetSpec) -> None:
+    DATASETS.register(spec.name, spec)
+
+
+for _split in emnist.SPLITS:
+    _register(DatasetSpec(
+        f"emnist-{_split}", EmnistSource(_split), tuple(emnist.builtin_mapping(_split)),
+        emnist.OFFICIAL_SIZES[_split], f"EMNIST {_split} (NIST handwritten characters, 28×28)"))
+
+_DIGITS = tuple("0123456789")
+_register(DatasetSpec(
+    "mnist", IdxFamilySource("mnist", "https://ossci-datasets.s3.amazonaws.com/mnist/", {
+        "train-images-idx3-ubyte.gz": {"content_sha256": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"},
+        "train-labels-idx1-ubyte.gz": {"content_sha256": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"},
+        "t10k-images-idx3-ubyte.gz": {"content_sha256": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"},
+        "t10k-labels-idx1-ubyte.gz": {"content_sha256": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"},
+    }), _DIGITS, {"train": 60_000, "test": 10_000}, "MNIST handwritten digits (28×28)"))
+_register(DatasetSpec(
+    "fashion-mnist", IdxFamilySource("fashion-mnist", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", {
+        "train-images-idx3-ubyte.gz": {"content_sha256": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"},
+        "train-labels-idx1-ubyte.gz": {"content_sha256": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"},
+        "t10k-images-idx3-ubyte.gz": {"content_sha256": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"},
+        "t10k-labels-idx1-ubyte.gz": {"content_sha256": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"},
+    }, system_dirs=(Path("/usr/share/datasets/fashion-mnist"),)),
+    ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    {"train": 60_000, "test": 10_000}, "Zalando Fashion-MNIST (28×28)", flips_allowed=True))
+_register(DatasetSpec(
+    "kmnist", IdxFamilySource("kmnist", "http://codh.rois.ac.jp/kmnist/dataset/kmnist/", {
+        "train-images-idx3-ubyte.gz": {"sha256": "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4"},
+        "train-labels-idx1-ubyte.gz": {"sha256": "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17"},
+        "t10k-images-idx3-ubyte.gz": {"sha256": "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5"},
+        "t10k-labels-idx1-ubyte.gz": {"sha256": "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c"},
+    }), ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    {"train": 60_000, "test": 10_000}, "Kuzushiji-MNIST cursive hiragana (28×28)"))
+_register(DatasetSpec("cifar10", CifarSource("cifar10"), (), {"train": 50_000, "test": 10_000},
+                      "CIFAR-10 colour images (32×32)", flips_allowed=True))
+_register(DatasetSpec("cifar100", CifarSource("cifar100"), (), {"train": 50_000, "test": 10_000},
+                      "CIFAR-100, 100 fine classes (32×32)", flips_allowed=True))
+_register(DatasetSpec("cifar100-coarse", CifarSource("cifar100-coarse"), (), {"train": 50_000, "test": 10_000},
+                      "CIFAR-100, 20 superclasses (32×32)", flips_allowed=True))
+_register(DatasetSpec("digits", DigitsSource(), _DIGITS, {"train": 1_437, "test": 360},
+                      "scikit-learn 8×8 handwritten digits (offline)"))
+
+
+def families() -> dict[str, list[str]]:
+    """Raw-file families (what `cnnlab data add` takes) and the datasets each one feeds."""
+    out: dict[str, list[str]] = {}
+    for name, spec in DATASETS.items():
+        out.setdefault(spec.source.family, []).append(name)
+    return out
+
+
+def spec_for_family(family: str) -> DatasetSpec:
+    """The first dataset of a family, or the dataset itself when a dataset name is given."""
+    if family in DATASETS:
+        return DATASETS.get(family)
+    groups = families()
+    if family not in groups:
+        known: Registry[bool] = Registry("dataset or family")
+        for name in {*groups, *DATASETS.names()}:
+            known.register(name, True)
+        known.get(family)
+    return DATASETS.get(groups[family][0])
+
+
+def describe_missing(name: str, source: Source, reason: str) -> str:
+    return f"dataset {name!r} is not on this machine and {reason}. To fix: {source.where()}"

@@ -1,0 +1,62 @@
+"""Shared fixtures: an isolated data home per test, offline by default, and the real datasets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("CNNLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def need(path: Path, why: str) -> Path:
+    """The real-data path, or a skip (a failure under CI=true, where the data must be there)."""
+    if path.exists():
+        return path
+    message = f"real data missing: {path} ({why})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def isolated_data_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty data home and no network unless it asks for one."""
+    home = tmp_path_factory.mktemp("cnnlab-data")
+    monkeypatch.setenv("CNNLAB_DATA", str(home))
+    monkeypatch.setenv("CNNLAB_OFFLINE", "1")
+    monkeypatch.delenv("CNNLAB_MIRROR", raising=False)
+    return home
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    return need(SHARED_DATA, "../shared/data from the project's workplace")
+
+
+@pytest.fixture
+def fashion_dir() -> Path:
+    return need(FASHION_DIR / "train-images-idx3-ubyte.gz", "apt-get install dataset-fashion-mnist").parent
+
+
+@pytest.fixture(scope="session")
+def emnist_home(tmp_path_factory) -> Path:
+    """A data home holding every real EMNIST file of ../shared/data (added once per session)."""
+    need(SHARED_DATA / "emnist", "../shared/data/emnist")
+    home = tmp_path_factory.mktemp("emnist-home")
+    raw = home / "raw" / "emnist"
+    raw.mkdir(parents=True)
+    for path in (SHARED_DATA / "emnist").rglob("*"):
+        if path.is_file() and path.name.startswith("emnist-"):
+            shutil.copyfile(path, raw / path.name)
+    return home
+
+
+@pytest.fixture
+def use_emnist_home(emnist_home, monkeypatch) -> Path:
+    monkeypatch.setenv("CNNLAB_DATA", str(emnist_home))
+    return emnist_home
