@@ -48,11 +48,12 @@ def data_list():
 
     table = Table(title=f"datasets (data home: {data_home()})")
     for column in ("name", "classes", "train", "test", "on this machine", "description"):
-        table.add_column(column, justify="right" if column in ("classes", "train", "test") else "left")
+        # names never wrap or shrink to "emnist-balan…": they are what the user types next
+        table.add_column(column, justify="right" if column in ("classes", "train", "test") else "left",
+                         no_wrap=column == "name")
     for name, spec in DATASETS.items():
         here = "yes" if spec.source.present() else "no"
-        classes = str(len(spec.classes)) if spec.classes else {"cifar10": "10", "cifar100": "100"}.get(name, "20")
-        table.add_row(name, classes, f"{spec.official.get('train', 0):,}", f"{spec.official.get('test', 0):,}", here,
+        table.add_row(name, str(spec.num_classes), f"{spec.official.get('train', 0):,}", f"{spec.official.get('test', 0):,}", here,
                       spec.description)
     console.print(table)
     console.print("Your own data: idx:DIR, csv:TRAIN.csv[,TEST.csv][;orientation=transposed][;mapping=FILE], "

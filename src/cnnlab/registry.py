@@ -43,7 +43,7 @@ class Registry(Generic[T]):
     def suggest(self, name: str, n: int = 3) -> list[str]:
         lowered = {k.lower(): k for k in self._items}
         hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.5)
-        prefix = [k for k in self._items if k.startswith(name) and lowered.get(k.lower()) not in hits]
+        prefix = [k for k in self._items if k.lower().startswith(name.lower()) and k.lower() not in hits]
         return [lowered[h] for h in hits] + prefix[: max(0, n - len(hits))]
 
     def names(self) -> list[str]:

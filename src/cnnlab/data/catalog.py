@@ -272,9 +272,12 @@ class DigitsSource(Source):
     SEED = 0
 
     def present(self) -> list[Path]:
-        import sklearn
+        import importlib.util
 
-        return [Path(sklearn.__file__).parent / "datasets" / "data" / "digits.csv.gz"]
+        spec = importlib.util.find_spec("sklearn")  # locating, not importing: sklearn takes ~1 s to import
+        if spec is None or spec.origin is None:
+            return []
+        return [Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"]
 
     def parse(self, files: list[Path]) -> Parsed:
         from sklearn.datasets import load_digits
@@ -300,6 +303,11 @@ class DatasetSpec:
     official: dict[str, int]
     description: str
     flips_allowed: bool = False
+    num_classes: int = 0  # when `classes` come from the files (CIFAR)
+
+    def __post_init__(self):
+        if not self.num_classes:
+            object.__setattr__(self, "num_classes", len(self.classes))
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -340,11 +348,11 @@ _register(DatasetSpec(
     }), ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
     {"train": 60_000, "test": 10_000}, "Kuzushiji-MNIST cursive hiragana (28×28)"))
 _register(DatasetSpec("cifar10", CifarSource("cifar10"), (), {"train": 50_000, "test": 10_000},
-                      "CIFAR-10 colour images (32×32)", flips_allowed=True))
+                      "CIFAR-10 colour images (32×32)", flips_allowed=True, num_classes=10))
 _register(DatasetSpec("cifar100", CifarSource("cifar100"), (), {"train": 50_000, "test": 10_000},
-                      "CIFAR-100, 100 fine classes (32×32)", flips_allowed=True))
+                      "CIFAR-100, 100 fine classes (32×32)", flips_allowed=True, num_classes=100))
 _register(DatasetSpec("cifar100-coarse", CifarSource("cifar100-coarse"), (), {"train": 50_000, "test": 10_000},
-                      "CIFAR-100, 20 superclasses (32×32)", flips_allowed=True))
+                      "CIFAR-100, 20 superclasses (32×32)", flips_allowed=True, num_classes=20))
 _register(DatasetSpec("digits", DigitsSource(), _DIGITS, {"train": 1_437, "test": 360},
                       "scikit-learn 8×8 handwritten digits (offline)"))
 

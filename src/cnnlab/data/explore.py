@@ -13,7 +13,7 @@ _MULT = np.uint64(0x9E3779B97F4A7C15)
 
 def image_hashes(images: np.ndarray) -> np.ndarray:
     """A 64-bit hash per image (vectorised over images; equal pixels ⇒ equal hash)."""
-    flat = np.ascontiguousarray(images).reshape(len(images), -1)
+    flat = np.ascontiguousarray(images).reshape(len(images), int(np.prod(images.shape[1:])))  # -1 fails on 0 images
     pad = (-flat.shape[1]) % 8
     if pad:
         flat = np.concatenate([flat, np.zeros((len(flat), pad), np.uint8)], axis=1)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError, DownloadError
-from .cache import arrays_dir, load_arrays, locked, source_key, store_arrays
+from .cache import arrays_dir, data_home, load_arrays, locked, source_key, store_arrays
 from .catalog import DATASETS, DatasetSpec, Source, describe_missing, spec_for_family
 from .dataset import Dataset, Split
 from .emnist import read_mapping
@@ -22,15 +23,20 @@ def load_dataset(name: str, download: bool = True, progress: bool = True) -> Dat
     """Load a dataset by registry name (downloading it when absent) or from `idx:DIR`, `csv:TRAIN[,TEST]`,
     `folder:DIR`. Parsed arrays are cached, so the second load reads plain .npy files."""
     spec = generic_spec(name) if name.startswith(GENERIC_PREFIXES) else DATASETS.get(name)
-    files = spec.source.present()
-    if not files:
-        if not download:
-            raise DataError(describe_missing(name, spec.source, "downloading was not allowed"))
-        try:
-            spec.source.fetch(progress)
-        except DownloadError as exc:
-            raise DataError(describe_missing(name, spec.source, str(exc))) from None
+    # Look at what is present only once no other process is fetching this family: a half-fetched set
+    # (train images in, the rest still downloading) would otherwise pass for partial data.
+    fetching = nullcontext() if isinstance(spec.source, GenericSource) else \
+        locked(data_home() / "raw" / f".{spec.source.family}-fetch")
+    with fetching:
         files = spec.source.present()
+        if not files:
+            if not download:
+                raise DataError(describe_missing(name, spec.source, "downloading was not allowed"))
+            try:
+                spec.source.fetch(progress)
+            except DownloadError as exc:
+                raise DataError(describe_missing(name, spec.source, str(exc))) from None
+            files = spec.source.present()
     key = source_key(files, extra=f"{spec.name}|{type(spec.source).__name__}")
     folder = arrays_dir(spec.name)
     cached = load_arrays(folder, key)

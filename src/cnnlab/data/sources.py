@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
+import sys
 import urllib.error
 import urllib.request
 import zipfile
@@ -87,7 +89,7 @@ def download(spec: RemoteFile, dest: Path, progress: bool = True, timeout: float
         part = dest.with_name(dest.name + ".part")
         try:
             _fetch(url, part, spec.size, progress, timeout)
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as exc:
             reason = getattr(exc, "reason", None) or exc
             raise DownloadError(f"could not download {url} ({reason})") from None
         try:
@@ -132,6 +134,7 @@ class _progress_bar:
         self.enabled, self.url, self.total, self.done = enabled, url, total, done
 
     def __enter__(self):
+        self.enabled = self.enabled and sys.stderr.isatty()
         if not self.enabled:
             return lambda n: None
         from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn

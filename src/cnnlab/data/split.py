@@ -17,11 +17,13 @@ def _check_size(size: float | int, total: int, what: str) -> None:
         raise ConfigError(f"The '{what}' parameter must be a count between 1 and {total - 1}. Got {size} instead.")
 
 
-def stratified_indices(labels: np.ndarray, size: float | int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(rest, taken): `size` (a fraction or a count) taken per class in proportion, seeded, both sorted."""
+def stratified_indices(labels: np.ndarray, size: float | int, seed: int = 0,
+                       what: str = "size") -> tuple[np.ndarray, np.ndarray]:
+    """(rest, taken): `size` (a fraction or a count) taken per class in proportion, seeded, both sorted.
+    `what` is the caller's parameter name, for the error message."""
     from sklearn.model_selection import train_test_split
 
-    _check_size(size, len(labels), "size")
+    _check_size(size, len(labels), what)
     index = np.arange(len(labels))
     try:
         rest, taken = train_test_split(index, test_size=size, stratify=labels, random_state=seed)
@@ -33,7 +35,7 @@ def stratified_indices(labels: np.ndarray, size: float | int, seed: int = 0) -> 
 def stratified_split(dataset: Dataset, val: float | int = 0.1, seed: int = 0, source: str = "train") -> Dataset:
     """Move a stratified `val` fraction or count of `source` into a new 'val' split."""
     split = dataset[source]
-    rest, taken = stratified_indices(split.labels, val, seed)
+    rest, taken = stratified_indices(split.labels, val, seed, what="val")
     splits = dict(dataset.splits)
     splits[source] = split.subset(rest)
     splits["val"] = split.subset(taken)
@@ -51,7 +53,8 @@ def carve_splits(dataset: Dataset, source: str, val: float | int = 0.1, test: fl
                  seed: int = 0) -> Dataset:
     """Make train / val / test out of one present split (e.g. EMNIST bymerge's test file alone)."""
     split = dataset[source]
-    rest, test_idx = stratified_indices(split.labels, test, seed)
+    _check_size(val, len(split), "val")  # as given: a bad fraction must not be reported as the count it becomes
+    rest, test_idx = stratified_indices(split.labels, test, seed, what="test")
     val_count = val if isinstance(val, (int, np.integer)) else int(round(val * len(split)))
     _check_size(val_count, len(rest), "val")
     keep, val_idx = stratified_indices(split.labels[rest], int(val_count), seed + 1)

@@ -20,10 +20,10 @@ def has_header(path: Path) -> bool:
 
 def image_shape(pixels: int, source: Path) -> tuple[int, int, int]:
     side = math.isqrt(pixels)
-    if side * side == pixels:
+    if pixels and side * side == pixels:  # 0 pixels (a labels-only CSV) is no image
         return 1, side, side
     side = math.isqrt(pixels // 3)
-    if pixels % 3 == 0 and 3 * side * side == pixels:
+    if pixels and pixels % 3 == 0 and 3 * side * side == pixels:
         return 3, side, side
     raise DataError(f"{source}: rows hold {pixels} pixels after the label, which is not a square image "
                     "(H×W or 3×H×W); is the label the first column?")
@@ -40,6 +40,8 @@ def read_csv(path: Path, transpose: bool = False) -> tuple[np.ndarray, np.ndarra
         images, labels, shape, first_line = [], [], None, 2 if header else 1
         for chunk in reader:
             values = chunk.to_numpy()
+            if not len(values):  # a header-only file yields one empty chunk of dtype object
+                continue
             if shape is None:
                 shape = image_shape(values.shape[1] - 1, path)
             if values.dtype.kind == "f":
@@ -59,7 +61,9 @@ def read_csv(path: Path, transpose: bool = False) -> tuple[np.ndarray, np.ndarra
             images.append(pixels.astype(np.uint8).reshape(-1, *shape))
             first_line += len(values)
     except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: malformed CSV ({exc}); every row needs a label and the same pixel count") from None
+        # pandas ends its message with a newline; errors print on one line
+        raise DataError(f"{path}: malformed CSV ({str(exc).strip()}); every row needs a label and the same "
+                        "pixel count") from None
     except (pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a pixel CSV ({exc})") from None
     if not images:

@@ -1,0 +1,161 @@
+"""The typed, frozen run configuration: YAML files plus dotted overrides (train.lr=0.05), validated once."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    name: str = "fashion-mnist"
+    val: float | int = Field(0.1, description="validation split: a fraction of train, or a count (stratified)")
+    carve_from: str | None = Field(None, description="make train/val/test out of this split alone")
+    test: float | int = Field(0.1, description="test fraction or count when carving")
+    subset: float | int | None = Field(None, description="stratified subset of train, fraction or count")
+
+
+class ModelConfig(_Section):
+    model_config = ConfigDict(extra="allow", frozen=True)  # the model's own options, validated by its builder
+    name: str = "rescnn"
+
+
+class AugmentConfig(_Section):
+    rotation: float = Field(0.0, ge=0, le=180, description="max degrees")
+    shift: float = Field(0.0, ge=0, le=0.5, description="max fraction of the image")
+    scale: float = Field(0.0, ge=0, lt=1, description="max relative zoom in or out")
+    shear: float = Field(0.0, ge=0, le=45, description="max degrees")
+    erasing: float = Field(0.0, ge=0, le=1, description="probability of random erasing")
+    flip: bool = Field(False, description="horizontal flips (refused for datasets of characters)")
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=1)
+    optimizer: Literal["sgd", "sgd_nesterov", "adagrad", "rmsprop", "adam", "adamw", "adamax", "nadam"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["none", "cosine", "onecycle", "step"] = "none"
+    warmup_epochs: float = Field(0.0, ge=0)
+    step_size: int = Field(10, ge=1)
+    step_gamma: float = Field(0.1, gt=0, le=1)
+    grad_clip: float | None = Field(None, gt=0)
+    loss: Literal["cross_entropy", "focal"] = "cross_entropy"
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    focal_gamma: float = Field(2.0, ge=0)
+    focal_alpha: float | None = Field(None, gt=0, lt=1)
+    class_weights: Literal["none", "balanced", "sqrt_balanced"] | list[float] = "none"
+    early_stopping: int | None = Field(None, ge=1, description="patience in epochs on validation accuracy")
+    reduce_lr_on_plateau: int | None = Field(None, ge=1, description="patience in epochs on validation loss")
+    seed: int = 0
+    threads: int | None = Field(None, ge=1, description="CPU threads; part of the run because it changes results")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compile: bool = False
+    channels_last: bool = True
+    amp: Literal["auto", "off", "bf16"] = "auto"
+
+
+class RunConfig(_Section):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    augment: AugmentConfig = AugmentConfig()
+    train: TrainConfig = TrainConfig()
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as YAML would read it (1e-3 → float, [1,2] → list, true → bool)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):  # PyYAML reads 3e-4 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def set_dotted(tree: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {key!r}: {part!r} is a value, not a section")
+    node[parts[-1]] = value
+
+
+def _known_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys += _known_keys(annotation, f"{prefix}{name}.")
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+def _explain(error: dict) -> str:
+    key = ".".join(str(p) for p in error["loc"])
+    got = error.get("input")
+    if error["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(key, _known_keys(), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(_known_keys())}"
+        return f"unknown config key {key!r}{hint}"
+    message = error["msg"].replace("Input should be", "must be").replace("Value error, ", "")
+    return f"The {key!r} setting {message[0].lower() + message[1:]}. Got {got!r} instead."
+
+
+def build_config(tree: dict | None = None, overrides: list[str] | dict | None = None) -> RunConfig:
+    """Validate a nested dict plus `key=value` overrides into a frozen RunConfig."""
+    tree = _deep_copy(tree or {})
+    items = overrides.items() if isinstance(overrides, dict) else (_split_override(o) for o in overrides or [])
+    for key, value in items:
+        set_dotted(tree, key, parse_value(value) if isinstance(value, str) else value)
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_explain(e) for e in exc.errors())) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> RunConfig:
+    """Read a YAML run file (safe_load) and apply overrides."""
+    tree = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections (data, model, augment, train)")
+    return build_config(tree, overrides)
+
+
+def to_dict(config: RunConfig) -> dict:
+    return config.model_dump(mode="json")
+
+
+def _split_override(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} must look like section.key=value (e.g. train.lr=3e-4)")
+    return key.strip(), value.strip()
+
+
+def _deep_copy(tree: dict) -> dict:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in tree.items()}
