@@ -13,7 +13,7 @@ SHARED_DATA = Path(os.environ.get("CNNLAB_SHARED_DATA", REPO.parent / "shared" /
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
-def need(path: Path, why: str) -> Path:
+def need(path: Path, why: str = "real data") -> Path:
     """The real-data path, or a skip (a failure under CI=true, where the data must be there)."""
     if path.exists():
         return path

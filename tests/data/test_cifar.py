@@ -17,15 +17,7 @@ from cnnlab.data import add_local, load_dataset
 from cnnlab.data.cache import data_home
 from cnnlab.data.cifar import read_cifar_archive, safe_unpickle
 from cnnlab.errors import DataError
-
-def need_file(path: Path) -> Path:
-    """Like conftest's `need`: a skip when the real file is missing, a failure under CI=true."""
-    if not path.exists():
-        message = f"real data missing: {path}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+from conftest import need
 
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -342,7 +334,7 @@ _REAL: dict[Path, dict] = {}
 
 @pytest.fixture
 def real_cifar10(shared_data):
-    path = need_file(shared_data / "cifar10" / "cifar-10-python-subset.tar.gz")
+    path = need(shared_data / "cifar10" / "cifar-10-python-subset.tar.gz")
     if path not in _REAL:
         _REAL[path] = read_cifar_archive(path, "cifar10")
     return path, _REAL[path]

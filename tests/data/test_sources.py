@@ -26,6 +26,7 @@ from cnnlab.data.catalog import DATASETS
 from cnnlab.data.idx import write_idx
 from cnnlab.data.sources import RemoteFile, download, extract_zip_members, resolve_url, safe_member_path
 from cnnlab.errors import ChecksumError, DataError, DownloadError
+from conftest import need
 
 MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -114,17 +115,7 @@ def online(monkeypatch):
 @pytest.fixture
 def mnist_bytes(shared_data) -> dict[str, bytes]:
     folder = shared_data / "mnist"
-    return {name: need_file(folder / name).read_bytes() for name in MNIST_FILES}
-
-
-def need_file(path: Path) -> Path:
-    """Like conftest's `need`: a skip when the real file is missing, a failure under CI=true."""
-    if not path.exists():
-        message = f"real data missing: {path}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return {name: need(folder / name).read_bytes() for name in MNIST_FILES}
 
 
 def blob(n: int = 300_000, seed: int = 0) -> bytes:
@@ -395,7 +386,7 @@ def nist_zip(path: Path, emnist_folder: Path, tamper: str | None = None, prefix:
 def emnist_folder(shared_data) -> Path:
     folder = shared_data / "emnist"
     for name in EMNIST_MNIST_MEMBERS:
-        need_file(folder / name)
+        need(folder / name)
     return folder
 
 
@@ -456,7 +447,7 @@ def mnist_test_only(shared_data) -> Path:
     raw = raw_dir("mnist")
     raw.mkdir(parents=True)
     for name in MNIST_FILES[2:]:
-        (raw / name).write_bytes(need_file(folder / name).read_bytes())
+        (raw / name).write_bytes(need(folder / name).read_bytes())
     return raw
 
 
