@@ -13,23 +13,15 @@ SCHEDULES = ("none", "cosine", "onecycle", "step")
 
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.9):
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "sgd_nesterov":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum or 0.9, nesterov=True, weight_decay=weight_decay)
-    if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    if name == "adamax":
-        return torch.optim.Adamax(params, lr=lr, weight_decay=weight_decay)
-    if name == "nadam":
-        return torch.optim.NAdam(params, lr=lr, weight_decay=weight_decay)
-    raise ConfigError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}. Got {name!r} instead.")
+    if name in ("sgd", "sgd_nesterov"):
+        nesterov = name == "sgd_nesterov"
+        return torch.optim.SGD(params, lr=lr, momentum=momentum or (0.9 if nesterov else 0.0), nesterov=nesterov,
+                               weight_decay=weight_decay)
+    adaptive = {"adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam,
+                "adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax, "nadam": torch.optim.NAdam}
+    if name not in adaptive:
+        raise ConfigError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}. Got {name!r} instead.")
+    return adaptive[name](params, lr=lr, weight_decay=weight_decay)
 
 
 def lr_factor(schedule: str, step: int, total_steps: int, warmup_steps: int = 0, step_every: int = 1,
