@@ -130,7 +130,7 @@ def sample_grid(dataset: Dataset, per_class: int = 8, split: str | None = None, 
         for j, index in enumerate(chosen):
             axes[row, col0 + 1 + j].imshow(pictures[index], cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
     fig.suptitle(f"{dataset.name}: {per_class} samples per class", fontsize=11)
-    fig.tight_layout(pad=0.2)
+    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.5 / (0.55 * rows)))  # leave half an inch for the title
     return fig
 
 
