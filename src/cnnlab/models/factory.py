@@ -1,0 +1,193 @@
+"""create_model: a name, the data's classes, channels and image size -> the module and the input
+transform that shapes the data for it, plus the JSON-able spec that rebuilds both (model.json)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError, UnknownNameError
+from .catalog import MODELS, ModelEntry
+from .checks import bad_value, known_options, positive_int, side_pair
+from .policy import InputLimits, plan_input
+from .transform import InputTransform
+from .zoo import split_name
+
+# Options every model takes; they shape the input, not the network.
+INPUT_OPTIONS = ("input_policy", "target_size", "mean", "std", "model_in_chans", "channels_last")
+# Options of every timm:/tv: model (model_kwargs go to the zoo's constructor, e.g. drop_rate for timm).
+ZOO_OPTIONS = ("pretrained", "weights", "model_kwargs")
+OUR_MEAN, OUR_STD = 0.5, 0.5  # our models train from scratch: map pixels to [-1, 1]
+
+
+@dataclass
+class BuiltModel:
+    """module: the torch.nn.Module. transform: uint8 batches -> the module's input.
+    spec: JSON-able; `model_from_spec(spec)` rebuilds module (fresh weights) and transform."""
+
+    module: Any
+    transform: InputTransform
+    spec: dict
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of what the module sees."""
+        _, c, h, w = self.transform.output_shape((1, self.spec["in_chans"], *self.spec["input_size"]))
+        return (c, h, w)
+
+
+def resolve(name: str) -> ModelEntry:
+    """The catalog entry for a curated name, or an ad-hoc one for 'timm:NAME' / 'tv:NAME'."""
+    zoo = split_name(name)
+    if zoo is not None:
+        from .zoo import check_zoo_name
+
+        check_zoo_name(*zoo)
+        return ModelEntry(name, name, f"{zoo[1]} from {'timm' if zoo[0] == 'timm' else 'torchvision'}")
+    if name in MODELS:
+        return MODELS.get(name)
+    raise UnknownNameError(_unknown_model_message(name))
+
+
+def _unknown_model_message(name: str) -> str:
+    message = MODELS.unknown_message(name)
+    if ":" not in name:
+        from .zoo import zoo_names
+
+        hits = [f"{source}:{name}" for source in ("timm", "tv") if name in zoo_names(source)]
+        if hits:
+            message = f"unknown model {name!r}: not curated, but the zoos have {' and '.join(map(repr, hits))}"
+    return message + "; `cnnlab models list --all` lists the timm:/tv: names"
+
+
+def _our_module(entry: ModelEntry):
+    return importlib.import_module(f"{__package__}.{entry.target}")
+
+
+def builder_options(entry: ModelEntry) -> tuple[str, ...]:
+    """The network options `entry` takes (besides num_classes, in_chans, input_size and INPUT_OPTIONS)."""
+    if entry.source != "cnnlab":
+        return ZOO_OPTIONS
+    skip = {"self", "num_classes", "in_chans", "input_size"}
+    return tuple(p for p in inspect.signature(_our_module(entry).MODEL).parameters if p not in skip)
+
+
+def create_model(name: str, num_classes: int, in_chans: int = 1, input_size: int | tuple[int, int] = 28,
+                 *, device=None, **options) -> BuiltModel:
+    """Build model `name` for `num_classes` classes and images of `in_chans` x `input_size`.
+
+    name: a curated name (`list_models()`), or 'timm:NAME' / 'tv:NAME' for any zoo model.
+    options: the model's own (e.g. rescnn: widths, blocks, activation, dropout, batch_norm, pool;
+      zoo models: pretrained, weights=PATH, model_kwargs={...}) and, for every model,
+      input_policy ('auto' | 'native' | 'pad' | 'resize'), target_size, mean, std,
+      model_in_chans (the network's channels when they differ from the data's: the transform
+      repeats or averages) and channels_last (the transform's output layout).
+    device: build under this torch device (e.g. 'meta' to count without allocating weights).
+    """
+    entry = resolve(name)
+    positive_int(num_classes, "num_classes", name)
+    positive_int(in_chans, "in_chans", name)
+    input_size = side_pair(input_size, "input_size", name)
+    known_options(options, (*builder_options(entry), *INPUT_OPTIONS), f"model {name!r}")
+    _check_json(options, name)
+    net_options = {k: v for k, v in options.items() if k not in INPUT_OPTIONS}
+    model_chans = positive_int(options.get("model_in_chans", in_chans), "model_in_chans", name)
+
+    limits, mean, std = _limits(entry, input_size, net_options)
+    mode, size = plan_input(name, input_size, limits, options.get("input_policy", "auto"), options.get("target_size"))
+    transform = InputTransform(
+        chans=model_chans,
+        mode=mode,
+        size=size,
+        mean=_normalisation(options.get("mean"), mean, model_chans),
+        std=_normalisation(options.get("std"), std, model_chans),
+        channels_last=options.get("channels_last", False),
+    )
+    with _device(device):
+        module = _build(entry, num_classes, model_chans, size or input_size, net_options)
+    spec = {
+        "name": name,
+        "impl": entry.impl,
+        "num_classes": num_classes,
+        "in_chans": in_chans,
+        "input_size": list(input_size),
+        "options": json.loads(json.dumps(options)),
+        "transform": transform.to_spec(),
+    }
+    return BuiltModel(module, transform, spec)
+
+
+def model_from_spec(spec: Mapping, *, device=None) -> BuiltModel:
+    """Rebuild a BuiltModel from its spec (as saved in model.json), with fresh weights: the caller
+    loads the saved ones, so pretrained weights are not fetched again."""
+    options = {k: v for k, v in dict(spec.get("options", {})).items() if k not in ("pretrained", "weights")}
+    built = create_model(spec["name"], spec["num_classes"], spec["in_chans"], tuple(spec["input_size"]),
+                         device=device, **options)
+    built.spec["options"] = json.loads(json.dumps(dict(spec.get("options", {}))))  # as recorded
+    if "transform" in spec and built.transform.to_spec() != dict(spec["transform"]):
+        built.transform = InputTransform.from_spec(spec["transform"])  # the recorded one wins
+        built.spec["transform"] = built.transform.to_spec()
+    return built
+
+
+def _limits(entry: ModelEntry, input_size: tuple[int, int], options: dict):
+    """(InputLimits, mean preset, std preset) of a model, without building it."""
+    if entry.source == "cnnlab":
+        side = _our_module(entry).min_side(**options)
+        return InputLimits((side, side), input_size), (OUR_MEAN,), (OUR_STD,)
+    from .zoo import zoo_limits, zoo_preset
+
+    default_size, mean, std = zoo_preset(entry.source, entry.target)
+    if entry.min_side is not None:  # curated: the minimum is known, no probing
+        return InputLimits((entry.min_side, entry.min_side), default_size), mean, std
+    return zoo_limits(entry.source, entry.target), mean, std
+
+
+def _build(entry: ModelEntry, num_classes: int, chans: int, model_input_size: tuple[int, int], options: dict):
+    """The nn.Module, for inputs of `chans` x `model_input_size` (after the transform)."""
+    if entry.source == "cnnlab":
+        return _our_module(entry).build(num_classes, chans, model_input_size, **options)
+    from .zoo import build_zoo
+
+    if options.get("model_kwargs") is not None and not isinstance(options["model_kwargs"], dict):
+        raise bad_value("model_kwargs", entry.name, "a dict of constructor arguments", options["model_kwargs"])
+    return build_zoo(entry.source, entry.target, num_classes, chans, **options)
+
+
+def _normalisation(value, preset: tuple[float, ...], chans: int):
+    """The caller's mean/std as given (the transform checks it), or the model's preset fitted to
+    its channels: a 3-channel ImageNet preset becomes its average for a grey model."""
+    if value is not None:
+        return value
+    return preset if len(preset) == chans else (sum(preset) / len(preset),) * chans
+
+
+def _device(device):
+    if device is None:
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.device(device)
+
+
+def _check_json(options: dict, name: str) -> None:
+    try:
+        json.dumps(options)
+    except (TypeError, ValueError):
+        raise ConfigError(f"the options of model {name!r} must be JSON-able (numbers, strings, lists, dicts): "
+                          f"{options!r}") from None
+
+
+def list_models(all: bool = False) -> list[str]:  # noqa: A002 - mirrors the CLI's --all
+    """The curated names; with all=True also every 'timm:NAME' and 'tv:NAME'."""
+    names = MODELS.names()
+    if all:
+        from .zoo import zoo_names
+
+        names += [f"{source}:{n}" for source in ("timm", "tv") for n in zoo_names(source)]
+    return names
