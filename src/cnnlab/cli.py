@@ -31,6 +31,8 @@ app = typer.Typer(cls=_Group, no_args_is_help=True, add_completion=False, pretty
                   help="cnnlab: train, compare, ablate and analyse CNN image classifiers.")
 data_app = typer.Typer(no_args_is_help=True, help="Find, add and explore datasets.")
 app.add_typer(data_app, name="data")
+models_app = typer.Typer(no_args_is_help=True, help="List, size and inspect models.")
+app.add_typer(models_app, name="models")
 
 
 @app.callback()
@@ -180,6 +182,64 @@ def data_download(name: str):
 
     dataset = load_dataset(name)
     console.print(f"[bold]{name}[/]: " + "; ".join(dataset.presence()))
+
+
+def _data_shape(data: str | None) -> tuple[int, int, int, str]:
+    """(classes, channels, size, label) of a dataset on this machine, or MNIST's shape without one."""
+    if data is None:
+        return 10, 1, 28, "10 classes, 1×28×28"
+    from .data import load_dataset
+
+    dataset = load_dataset(data, download=False)
+    c, h, w = dataset.image_shape
+    return dataset.num_classes, c, h, f"{data}: {dataset.num_classes} classes, {c}×{h}×{w}"
+
+
+@models_app.command("list")
+def models_list(
+    data: str = typer.Option(None, "--data", "-d", help="Size the models for this dataset (default 1×28×28, 10 classes)."),
+    all_models: bool = typer.Option(False, "--all", help="Also list every timm: and tv: name."),
+):
+    """The curated models with parameters, MACs and weight size at the data's input size (meta device).
+
+    Example: cnnlab models list --data emnist-balanced
+    """
+    from rich.progress import track
+
+    from .models import MODELS, list_models, profile_model
+
+    classes, chans, size, label = _data_shape(data)
+    table = Table(title=f"curated models ({label}; counted on the meta device, no weights allocated)")
+    for column in ("name", "implementation", "params", "MACs", "MB", "about"):
+        table.add_column(column, justify="right" if column in ("params", "MACs", "MB") else "left",
+                         no_wrap=column == "name")
+    for name, entry in track(MODELS.items(), description="sizing models", transient=True, console=console):
+        prof = profile_model(name, classes, chans, size)
+        table.add_row(name, entry.impl, f"{prof.params:,}", f"{prof.macs / 1e6:,.1f} M", f"{prof.size_mb:.2f}",
+                      entry.about)
+    console.print(table)
+    if all_models:
+        zoo = [n for n in list_models(all=True) if ":" in n]
+        console.print(f"{len(zoo)} zoo names: " + " ".join(zoo))
+
+
+@models_app.command("summary")
+def models_summary(
+    name: str,
+    data: str = typer.Option(None, "--data", "-d", help="Dataset whose classes and image shape the model gets."),
+    depth: int = typer.Option(None, help="Show layers down to this nesting depth."),
+):
+    """A layer table like Keras' model.summary(): layer, type, output shape, parameters.
+
+    Example: cnnlab models summary rescnn --data emnist-balanced
+    """
+    from .models import create_model, format_table, layer_table, profile_module
+
+    classes, chans, size, label = _data_shape(data)
+    built = create_model(name, classes, chans, size, device="meta")
+    console.print(f"[bold]{name}[/] ({label}); input transform: {built.transform.to_spec()}")
+    typer.echo(format_table(layer_table(built.module, built.input_shape, depth),
+                            profile_module(built.module, built.input_shape)))
 
 
 @app.command()
