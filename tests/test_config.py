@@ -1,4 +1,5 @@
 import pytest
+from pydantic import ValidationError
 
 from cnnlab.config import build_config, load_config, to_dict
 from cnnlab.errors import ConfigError
@@ -28,7 +29,7 @@ def test_yaml_file_then_overrides(tmp_path):
 
 def test_config_is_frozen():
     config = build_config()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         config.train.lr = 1.0
 
 
