@@ -3,8 +3,10 @@ exit code 2 with exactly one line on stderr that starts with 'error:'."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -151,15 +153,24 @@ def test_data_add_mnist_reports_its_size(cli, shared_data):
     assert table_row(listed.stdout, "mnist")[4] == "yes"
 
 
-def test_quickstart_writes_the_grid_and_the_histogram(cli, tmp_path):
+def test_quickstart_explores_trains_three_models_and_prints_their_table(cli, tmp_path):
+    """The README's main command, for real (about a minute): figures, three finished runs, a table."""
+    import csv
+
     name = "fashion-mnist" if DATASETS.get("fashion-mnist").source.present() else "digits"
     result = cli("quickstart", "-o", tmp_path / "qs")
     assert result.exit_code == 0, (result.stdout, result.stderr)
     assert result.stdout.startswith(f"{name}: 10 classes")
     assert "imbalance (train)" in result.stdout
-    assert sorted(p.name for p in (tmp_path / "qs").iterdir()) == [f"{name}-grid.png", f"{name}-hist.png"]
     assert_png(tmp_path / "qs" / f"{name}-grid.png")
     assert_png(tmp_path / "qs" / f"{name}-hist.png")
+    rows = list(csv.DictReader((tmp_path / "qs" / "results.csv").open()))
+    assert [r["model"] for r in rows] == ["lenet5", "lenet5-relu-max", "rescnn"]
+    for row in rows:
+        assert json.loads((Path(row["run"]) / "summary.json").read_text())["status"] == "finished"
+        assert float(row["test_acc"]) > 0.6  # ten classes: chance is 0.1
+        assert table_row(result.stdout, row["model"])[3] == f"{float(row['test_acc']):.2%}"
+    assert "epoch 1/" in result.stderr  # progress went to stderr, the table to stdout
 
 
 # ---- errors: one line, exit 2 ------------------------------------------------------------------------

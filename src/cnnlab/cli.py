@@ -9,9 +9,13 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from .errors import CnnlabError
+from .errors import CnnlabError, ConfigError
 
 console = Console()
+err_console = Console(stderr=True)
+for _c in (console, err_console):
+    if not _c.is_terminal:  # piped or captured: wide enough that tables and epoch lines do not wrap
+        _c.width = 120
 
 
 class _Group(TyperGroup):
@@ -242,19 +246,144 @@ def models_summary(
                             profile_module(built.module, built.input_shape)))
 
 
+@app.command(context_settings={"allow_interspersed_args": True})
+def train(
+    overrides: list[str] = typer.Argument(None, help="Any config key as key=value (train.lr=3e-4 model.blocks=2)."),
+    config_file: Path = typer.Option(None, "-c", "--config", help="A run YAML (sections data, model, augment, train)."),
+    data: str = typer.Option(None, "--data", help="Dataset name or idx:/csv:/folder: spec."),
+    model: str = typer.Option(None, "--model", help="Model name (cnnlab models list), timm:NAME or tv:NAME."),
+    epochs: int = typer.Option(None, "--epochs"),
+    batch_size: int = typer.Option(None, "--batch-size"),
+    optimizer: str = typer.Option(None, "--optimizer", help="sgd, sgd_nesterov, adagrad, rmsprop, adam, adamw, "
+                                                            "adamax, nadam"),
+    lr: float = typer.Option(None, "--lr"),
+    weight_decay: float = typer.Option(None, "--weight-decay"),
+    schedule: str = typer.Option(None, "--schedule", help="none, cosine, onecycle, step"),
+    loss: str = typer.Option(None, "--loss", help="cross_entropy or focal"),
+    val: float = typer.Option(None, "--val", help="Validation fraction (<1) or count of train."),
+    subset: float = typer.Option(None, "--subset", help="Stratified subset of train: fraction (<1) or count."),
+    seed: int = typer.Option(None, "--seed"),
+    threads: int = typer.Option(None, "--threads", help="CPU threads (part of the run: it changes results)."),
+    device: str = typer.Option(None, "--device", help="auto, cpu or cuda"),
+    compile: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),  # noqa: A002
+    out: Path = typer.Option(None, "-o", "--out", help="Run folder (default runs/<model>-<data>-<time>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch progress."),
+):
+    """Train one model into a run folder (config.yaml, metrics.csv, model.safetensors, summary.json, ...).
+
+    Example: cnnlab train --data emnist-balanced --model rescnn --epochs 50 --batch-size 500 --lr 1e-3
+    Example: cnnlab train -c run.yaml train.lr=3e-4 model.blocks=2 --out runs/lr3e-4
+    """
+    from .config import FLAGS, load_config
+    from .experiments.run import train_run
+
+    given = {"data.name": data, "model.name": model, "train.epochs": epochs, "train.batch_size": batch_size,
+             "train.optimizer": optimizer, "train.lr": lr, "train.weight_decay": weight_decay,
+             "train.schedule": schedule, "train.loss": loss, "data.val": _count_or_fraction(val),
+             "data.subset": _count_or_fraction(subset), "train.seed": seed, "train.threads": threads,
+             "train.device": device, "train.compile": compile}
+    assert set(given) == set(FLAGS), "every documented flag is handled here"
+    flags = {key: value for key, value in given.items() if value is not None}
+    if resume and out is None:
+        raise ConfigError("--resume needs the run folder: cnnlab train --out RUN --resume")
+    config = None
+    if not resume or config_file or flags or overrides:
+        config = load_config(config_file, {**flags, **dict(_override(o) for o in overrides or [])})
+    result = train_run(config, out, resume=resume, progress=not quiet, console=err_console)
+    _print_summary(result.summary, result.path)
+
+
+def _count_or_fraction(value: float | None):
+    return int(value) if value is not None and value >= 1 and float(value).is_integer() else value
+
+
+def _override(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"{text!r} is not key=value (e.g. train.lr=3e-4); flags start with --")
+    return key.strip(), value.strip()
+
+
+def _print_summary(summary: dict, path: Path) -> None:
+    table = Table(title=f"{summary['model']} on {summary['data']} (best epoch {summary['best_epoch']} "
+                        f"of {summary['epochs_run']}, chosen on validation)")
+    for column in ("split", "accuracy", "loss", "macro-F1", "top-5"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for split in ("val", "test"):
+        m = summary[split]
+        table.add_row(split, f"{m['accuracy']:.2%}", f"{m['loss']:.4f}", f"{m['macro_f1']:.4f}",
+                      "-" if m["top5"] is None else f"{m['top5']:.2%}")
+    console.print(table)
+    console.print(f"{summary['params']:,} parameters · {summary['train_seconds']:.1f} s training · "
+                  f"{summary['images_per_s']:,.0f} img/s · run folder {path}", highlight=False)
+    if summary.get("stopped"):
+        console.print(summary["stopped"], highlight=False)
+
+
 @app.command()
-def quickstart(out: Path = typer.Option(Path("quickstart"), "-o", "--out", help="Folder for the figures.")):
-    """Explore a real dataset offline (Fashion-MNIST when installed, else scikit-learn's digits).
+def evaluate(
+    run: Path = typer.Argument(..., help="A finished run folder."),
+    data: str = typer.Option(None, "--data", help="Another dataset with the same classes (default: the run's)."),
+    device: str = typer.Option(None, "--device", help="auto, cpu or cuda (default: the run's)."),
+):
+    """Loss, accuracy, top-5, macro-F1 and inference speed on a test split; writes the predictions.
+
+    Example: cnnlab evaluate runs/rescnn-fashion-mnist-20261123-101500
+    """
+    from .engine.inference import evaluate_run
+
+    result = evaluate_run(run, data, device)
+    table = Table(title=f"{run} on {result['data']} test ({result['images']:,} images)")
+    for column in ("accuracy", "loss", "macro-F1", "top-5", "inference"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{result['accuracy']:.2%}", f"{result['loss']:.4f}", f"{result['macro_f1']:.4f}",
+                  "-" if result["top5"] is None else f"{result['top5']:.2%}",
+                  f"{result['images_per_s']:,.0f} img/s ({result['device']}, batch {result['batch_size']})")
+    console.print(table)
+    console.print(f"predictions: {result['predictions']}", highlight=False)
+
+
+@app.command()
+def predict(
+    run: Path = typer.Argument(..., help="A finished run folder."),
+    images: list[Path] = typer.Argument(..., help="Image files (PNG, JPEG, ...)."),
+    top: int = typer.Option(5, "--top", "-k", help="How many classes to show per image."),
+    invert: str = typer.Option("auto", "--invert", help="auto (match the training background), yes or no."),
+):
+    """The top-k classes of each image, with probabilities.
+
+    Example: cnnlab predict runs/lenet5-mnist-20261123-101500 digit.png --top 3
+    """
+    from .engine.inference import predict_files
+
+    for row in predict_files(run, images, top, invert):
+        ranked = "  ".join(f"{name} {p:.1%}" for name, p in row["top"])
+        console.print(f"{row['file']}: {ranked}", highlight=False)
+
+
+@app.command()
+def quickstart(out: Path = typer.Option(Path("quickstart"), "-o", "--out", help="Folder for figures and runs.")):
+    """A short study offline: look at a real dataset, train three models briefly, print their results.
 
     Example: cnnlab quickstart -o quickstart
     """
-    from .data import DATASETS, class_histogram, dataset_info, load_dataset, sample_grid
+    from .experiments.quickstart import run_quickstart
 
-    name = "fashion-mnist" if DATASETS.get("fashion-mnist").source.present() else "digits"
-    dataset = load_dataset(name, download=False)
-    print_info(dataset_info(dataset))
-    _save(sample_grid(dataset, 8), out / f"{name}-grid.png")
-    _save(class_histogram(dataset), out / f"{name}-hist.png")
+    info, figures, frame = run_quickstart(out, err_console)
+    print_info(info)
+    for figure in figures:
+        console.print(f"wrote {figure}")
+    table = Table(title=f"quickstart: {info.name}, same data, seed and epochs for each model "
+                        f"(best epoch chosen on validation)")
+    for column in ("model", "params", "val acc", "test acc", "test loss", "test macro-F1", "train s", "img/s"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in frame.itertuples():
+        table.add_row(row.model, f"{row.params:,}", f"{row.val_acc:.2%}", f"{row.test_acc:.2%}",
+                      f"{row.test_loss:.4f}", f"{row.test_macro_f1:.4f}", f"{row.train_seconds:.1f}",
+                      f"{row.images_per_s:,.0f}")
+    console.print(table)
+    console.print(f"results: {out / 'results.csv'}; runs: {out / 'runs'}", highlight=False)
 
 
 def main() -> None:

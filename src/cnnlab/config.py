@@ -17,52 +17,59 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    name: str = "fashion-mnist"
+    name: str = Field("fashion-mnist", description="dataset: a registry name (`cnnlab data list`) or idx:/csv:/folder:")
     val: float | int = Field(0.1, description="validation split: a fraction of train, or a count (stratified)")
     carve_from: str | None = Field(None, description="make train/val/test out of this split alone")
     test: float | int = Field(0.1, description="test fraction or count when carving")
     subset: float | int | None = Field(None, description="stratified subset of train, fraction or count")
+    split_seed: int = Field(0, description="seed of the val/test/subset draws (kept apart from train.seed)")
 
 
 class ModelConfig(_Section):
     model_config = ConfigDict(extra="allow", frozen=True)  # the model's own options, validated by its builder
-    name: str = "rescnn"
+    name: str = Field("rescnn", description="model: a curated name (`cnnlab models list`), timm:NAME or tv:NAME; "
+                                            "its options go beside it (model.widths=[32,64], model.activation=gelu)")
 
 
 class AugmentConfig(_Section):
-    rotation: float = Field(0.0, ge=0, le=180, description="max degrees")
-    shift: float = Field(0.0, ge=0, le=0.5, description="max fraction of the image")
+    rotation: float = Field(0.0, ge=0, le=180, description="max rotation, degrees")
+    shift: float = Field(0.0, ge=0, le=0.5, description="max shift, fraction of the image")
     scale: float = Field(0.0, ge=0, lt=1, description="max relative zoom in or out")
-    shear: float = Field(0.0, ge=0, le=45, description="max degrees")
-    erasing: float = Field(0.0, ge=0, le=1, description="probability of random erasing")
+    shear: float = Field(0.0, ge=0, le=45, description="max shear, degrees")
+    erasing: float = Field(0.0, ge=0, le=1, description="probability of erasing a random rectangle")
     flip: bool = Field(False, description="horizontal flips (refused for datasets of characters)")
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(128, ge=1)
-    optimizer: Literal["sgd", "sgd_nesterov", "adagrad", "rmsprop", "adam", "adamw", "adamax", "nadam"] = "adam"
-    lr: float = Field(1e-3, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    schedule: Literal["none", "cosine", "onecycle", "step"] = "none"
-    warmup_epochs: float = Field(0.0, ge=0)
-    step_size: int = Field(10, ge=1)
-    step_gamma: float = Field(0.1, gt=0, le=1)
-    grad_clip: float | None = Field(None, gt=0)
-    loss: Literal["cross_entropy", "focal"] = "cross_entropy"
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    focal_gamma: float = Field(2.0, ge=0)
-    focal_alpha: float | None = Field(None, gt=0, lt=1)
-    class_weights: Literal["none", "balanced", "sqrt_balanced"] | list[float] = "none"
+    epochs: int = Field(10, ge=1, description="passes over the training split")
+    batch_size: int = Field(128, ge=1, description="images per step")
+    optimizer: Literal["sgd", "sgd_nesterov", "adagrad", "rmsprop", "adam", "adamw", "adamax", "nadam"] = Field(
+        "adam", description="sgd, sgd_nesterov, adagrad, rmsprop, adam, adamw, adamax, nadam")
+    lr: float = Field(1e-3, gt=0, description="base learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1, description="momentum of sgd / sgd_nesterov")
+    weight_decay: float = Field(0.0, ge=0, description="L2 penalty (decoupled for adamw)")
+    schedule: Literal["none", "cosine", "onecycle", "step"] = Field(
+        "none", description="learning-rate schedule over all steps: none, cosine, onecycle, step")
+    warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up, in epochs (fractions allowed)")
+    step_size: int = Field(10, ge=1, description="epochs between decays of the step schedule")
+    step_gamma: float = Field(0.1, gt=0, le=1, description="decay factor of the step schedule")
+    grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
+    loss: Literal["cross_entropy", "focal"] = Field("cross_entropy", description="cross_entropy or focal")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of either loss")
+    focal_gamma: float = Field(2.0, ge=0, description="focusing parameter of the focal loss")
+    focal_alpha: float | None = Field(None, gt=0, lt=1, description="scale of the focal loss")
+    class_weights: Literal["none", "balanced", "sqrt_balanced"] | list[float] = Field(
+        "none", description="none, balanced, sqrt_balanced (from the training labels) or a list per class")
     early_stopping: int | None = Field(None, ge=1, description="patience in epochs on validation accuracy")
-    reduce_lr_on_plateau: int | None = Field(None, ge=1, description="patience in epochs on validation loss")
-    seed: int = 0
-    threads: int | None = Field(None, ge=1, description="CPU threads; part of the run because it changes results")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    compile: bool = False
-    channels_last: bool = True
-    amp: Literal["auto", "off", "bf16"] = "auto"
+    reduce_lr_on_plateau: int | None = Field(None, ge=1, description="patience in epochs on validation loss "
+                                                                     "(then lr x 0.1)")
+    seed: int = Field(0, description="seed of the weights, batch order, augmentation and dropout")
+    threads: int | None = Field(None, ge=1, description="CPU threads; part of the run because it changes results "
+                                                        "(none: torch's default, recorded in config.yaml)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto (CUDA when present), cpu or cuda")
+    compile: bool = Field(False, description="torch.compile the model (pays on some models, measure)")
+    channels_last: bool = Field(True, description="channels_last memory layout for model and inputs")
+    amp: Literal["auto", "off", "bf16"] = Field("auto", description="bf16 autocast: auto = on CUDA only")
 
 
 class RunConfig(_Section):
@@ -121,6 +128,9 @@ def _explain(error: dict) -> str:
 def build_config(tree: dict | None = None, overrides: list[str] | dict | None = None) -> RunConfig:
     """Validate a nested dict plus `key=value` overrides into a frozen RunConfig."""
     tree = _deep_copy(tree or {})
+    for section in ("data", "model"):  # `data: emnist-balanced` is short for `data: {name: emnist-balanced}`
+        if isinstance(tree.get(section), str):
+            tree[section] = {"name": tree[section]}
     items = overrides.items() if isinstance(overrides, dict) else (_split_override(o) for o in overrides or [])
     for key, value in items:
         set_dotted(tree, key, parse_value(value) if isinstance(value, str) else value)
@@ -150,6 +160,11 @@ def to_dict(config: RunConfig) -> dict:
     return config.model_dump(mode="json")
 
 
+def replace(config: RunConfig, **changes) -> RunConfig:
+    """A copy with dotted keys changed (replace(c, **{"train.threads": 2})), validated again."""
+    return build_config(to_dict(config), changes)
+
+
 def _split_override(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
@@ -159,3 +174,37 @@ def _split_override(text: str) -> tuple[str, str]:
 
 def _deep_copy(tree: dict) -> dict:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in tree.items()}
+
+
+# The command-line flags of `cnnlab train`; every other key is set as key=value.
+FLAGS = {
+    "data.name": "--data", "data.val": "--val", "data.subset": "--subset", "model.name": "--model",
+    "train.epochs": "--epochs", "train.batch_size": "--batch-size", "train.optimizer": "--optimizer",
+    "train.lr": "--lr", "train.weight_decay": "--weight-decay", "train.schedule": "--schedule",
+    "train.loss": "--loss", "train.seed": "--seed", "train.threads": "--threads", "train.device": "--device",
+    "train.compile": "--compile",
+}
+
+
+def key_table() -> list[dict]:
+    """Every config key with its default, flag and meaning (the README's table)."""
+    rows = []
+    for section, section_model in RunConfig.model_fields.items():
+        for name, field in section_model.annotation.model_fields.items():
+            key = f"{section}.{name}"
+            rows.append({"key": key, "default": field.default, "flag": FLAGS.get(key, ""),
+                         "meaning": field.description or ""})
+    return rows
+
+
+def markdown_key_table() -> str:
+    lines = ["| key | default | flag | meaning |", "|---|---|---|---|"]
+    for row in key_table():
+        default = "none" if row["default"] is None else row["default"]
+        flag = f"`{row['flag']}`" if row["flag"] else ""
+        lines.append(f"| `{row['key']}` | `{default}` | {flag} | {row['meaning']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m cnnlab.config prints the README's key table
+    print(markdown_key_table())

@@ -63,3 +63,27 @@ def carve_splits(dataset: Dataset, source: str, val: float | int = 0.1, test: fl
             f"stratified, seed {seed})")
     official = {k: len(v) for k, v in splits.items()}
     return dataset.replace(splits=splits, notes=(*dataset.notes, note), official=official)
+
+
+def prepare_splits(dataset: Dataset, val: float | int = 0.1, carve_from: str | None = None,
+                   test: float | int = 0.1, subset: float | int | None = None, seed: int = 0) -> Dataset:
+    """The train / val / test a run uses: the official test split, a stratified val out of train (or all
+    three carved out of `carve_from`), and optionally a stratified subset of train. Seeded by `seed`
+    alone, so runs that differ only in their training seed see the same validation and test images."""
+    if carve_from is not None:
+        dataset = carve_splits(dataset, carve_from, val=val, test=test, seed=seed)
+    else:
+        if "train" not in dataset.splits:
+            raise DataError(f"{dataset.name} has no train split (present: {', '.join(dataset.splits) or 'none'}); "
+                            f"set data.carve_from to one of them to carve train/val/test out of it")
+        if "test" not in dataset.splits:
+            raise DataError(f"{dataset.name} has no test split; set data.carve_from=train to carve "
+                            f"train/val/test out of the training images")
+        if "val" not in dataset.splits:
+            dataset = stratified_split(dataset, val, seed)
+    if subset is not None:
+        splits = dict(dataset.splits)
+        splits["train"] = stratified_subset(dataset["train"], subset, seed)
+        note = f"train: a stratified subset of {len(splits['train']):,} images"
+        dataset = dataset.replace(splits=splits, notes=(*dataset.notes, note))
+    return dataset

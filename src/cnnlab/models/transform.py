@@ -3,8 +3,8 @@ batched op on the images' device.
 
 Steps, in the order that keeps the work smallest: zero-pad (still uint8, one byte a pixel, and
 pixel 0 is the background), average 3 -> 1 channels, convert to float, resize (bilinear),
-then repeat 1 -> N channels and normalise in one fused multiply-add that writes the output once
-(in channels_last layout when asked). The transform is described by a small JSON-able dict, the
+optionally augment (the caller's batched op), then repeat 1 -> N channels and normalise in one
+fused multiply-add that writes the output once (in channels_last layout when asked). The transform is described by a small JSON-able dict, the
 one recorded in model.json, and rebuilt from it.
 """
 
@@ -105,7 +105,9 @@ class InputTransform:
             self._cache[key] = (scale, shift)
         return self._cache[key]
 
-    def __call__(self, images):
+    def __call__(self, images, augment=None):
+        """augment: optional batched op on the float pixels (0..255, after pad/resize, before
+        normalisation), so its zero fill is the background whatever the normalisation."""
         import torch
         import torch.nn.functional as F
 
@@ -129,6 +131,8 @@ class InputTransform:
         if self.mode == "resize" and tuple(x.shape[-2:]) != self.size:
             shrinking = self.size[0] < x.shape[-2] or self.size[1] < x.shape[-1]
             x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=shrinking)
+        if augment is not None:
+            x = augment(x)
         scale, shift = self._affine(x.device)
         if x.shape[1] != self.chans:
             x = x.expand(-1, self.chans, -1, -1)  # a view: the multiply-add below writes the repeats

@@ -1,0 +1,107 @@
+"""Device, precision and thread choices, made once per run and recorded."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+def resolve_device(name: str = "auto"):
+    """'auto' → CUDA when visible, else CPU; 'cuda' without a GPU is an error, not a silent CPU run."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device=cuda but no CUDA device is visible; set train.device=auto or cpu")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"train.device must be auto, cpu or cuda. Got {name!r} instead.")
+    return torch.device(name)
+
+
+def resolve_amp(amp: str, device) -> str:
+    """'auto' → bf16 on a CUDA device that has it, off on CPU (bf16 autocast measured slower there)."""
+    import torch
+
+    if amp == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "off"
+    if amp not in ("off", "bf16"):
+        raise ConfigError(f"train.amp must be auto, off or bf16. Got {amp!r} instead.")
+    return amp
+
+
+def set_threads(threads: int | None) -> int:
+    """Fix the CPU thread count (it changes floating-point results); None keeps torch's default."""
+    import torch
+
+    if threads is not None:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def tune_backends(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def environment(device, threads: int) -> dict:
+    """What env.json records: versions, machine, device, threads, git hash."""
+    import numpy
+    import torch
+
+    from .. import __version__
+
+    versions = {"cnnlab": __version__, "python": platform.python_version(), "torch": torch.__version__,
+                "numpy": numpy.__version__}
+    for name in ("torchvision", "timm"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            versions[name] = None
+    env = {
+        "versions": versions,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "host": socket.gethostname(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "threads": threads,
+        "git": _git_hash(),
+    }
+    return env
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_hash() -> str | None:
+    """The commit of the cnnlab source in use, when it runs from a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

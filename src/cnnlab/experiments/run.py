@@ -1,0 +1,237 @@
+"""Train one run into its folder: config -> data -> model -> fit -> evaluate -> run folder.
+
+Everything that can be wrong with the input (config, data, model options) is checked before the
+folder is created, so bad input leaves nothing behind. The folder is resumable: the last epoch's
+full state is in checkpoint.safetensors, and summary.json appears only when the run is over.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import RunConfig, build_config, replace, to_dict
+from ..errors import ConfigError
+from ..runfolder import CHECKPOINT, TENSORBOARD, WEIGHTS, Predictions, RunError, RunFolder, images_sha256
+
+
+@dataclass
+class RunResult:
+    folder: RunFolder
+    summary: dict
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        return self.folder.path
+
+
+def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
+    """runs/<model>-<data>-<timestamp>, with characters a file name dislikes replaced."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{config.model.name}-{config.data.name}")
+    return Path(root) / f"{name}-{stamp}"
+
+
+@dataclass
+class Prepared:
+    """What a run trains on, built from a config and checked before anything is written."""
+
+    config: RunConfig
+    dataset: object
+    built: object
+    augmentation: object
+    loss: object
+
+
+def prepare(config: RunConfig) -> Prepared:
+    """Load and split the data, build the model and the loss: every check that needs no folder."""
+    import torch
+
+    from ..data import load_dataset, prepare_splits
+    from ..engine.augment import Augmentation
+    from ..engine.device import set_threads
+    from ..engine.losses import class_weights, make_loss
+    from ..models import create_model
+
+    threads = set_threads(config.train.threads)
+    if config.train.threads is None:  # the thread count changes results: record the one used
+        config = replace(config, **{"train.threads": threads})
+    data = config.data
+    dataset = prepare_splits(load_dataset(data.name), val=data.val, carve_from=data.carve_from, test=data.test,
+                             subset=data.subset, seed=data.split_seed)
+    augmentation = Augmentation(**config.augment.model_dump()).check(dataset.flips_allowed, data.name)
+    options = {k: v for k, v in config.model.model_dump().items() if k != "name"}
+    options.setdefault("channels_last", config.train.channels_last)
+    chans, height, width = dataset.image_shape
+    torch.manual_seed(config.train.seed)  # the initial weights
+    built = create_model(config.model.name, dataset.num_classes, chans, (height, width), **options)
+    t = config.train
+    weights = class_weights(dataset["train"].labels, dataset.num_classes, t.class_weights)
+    loss = make_loss(t.loss, weights, t.label_smoothing, t.focal_gamma, t.focal_alpha)
+    return Prepared(config, dataset, built, augmentation, loss)
+
+
+def train_run(config: RunConfig | dict | None = None, out: str | Path | None = None, *, resume: bool = False,
+              callbacks=(), progress: bool = True, console=None) -> RunResult:
+    """Train `config` into the run folder `out` (default runs/<model>-<data>-<time>).
+
+    resume=True continues the folder's run from its last checkpoint (config None: the folder's own);
+    a finished run is returned as it is. Raises CnnlabError for bad input, TrainingDiverged (after
+    marking the run failed) when the loss becomes NaN or infinite.
+    """
+    if isinstance(config, dict):
+        config = build_config(config)
+    folder = RunFolder(out) if out is not None else None
+    existing = folder is not None and folder.has_content()
+    if existing and not resume:
+        raise RunError(f"{folder.path} already holds a run ({folder.status}); continue it with --resume "
+                       f"or choose another --out")
+    if resume:
+        if folder is None or not existing:
+            raise RunError(f"nothing to resume at {out}: no run folder there; drop --resume to start one")
+        config = _resume_config(folder, config)
+        if folder.status == "finished":
+            return RunResult(folder, folder.read_summary(), folder.read_metrics())
+    if config is None:
+        config = build_config()
+    prepared = prepare(config)
+    config = prepared.config
+    folder = folder or RunFolder(default_run_dir(config))
+    return _fit_into(folder, prepared, resume and existing, callbacks, progress, console)
+
+
+def _resume_config(folder: RunFolder, given: RunConfig | None) -> RunConfig:
+    saved = build_config(folder.read_config())
+    if given is not None and given != saved:
+        ours, theirs = to_dict(given), to_dict(saved)
+        differ = [f"{s}.{k}" for s in ours for k in ours[s] if ours[s].get(k) != theirs[s].get(k)
+                  and not (s == "train" and k == "threads" and ours[s][k] is None)]
+        if differ:
+            raise ConfigError(f"--resume continues {folder.path} with its saved config, but these settings differ: "
+                              f"{', '.join(differ)}; drop them, or train a new run with another --out")
+    return saved
+
+
+def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, progress, console) -> RunResult:
+    from ..engine.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint, ProgressPrinter, ReduceLROnPlateau, TensorBoard
+    from ..engine.device import environment
+    from ..engine.inference import background
+    from ..engine.trainer import Trainer, TrainingDiverged
+
+    config, dataset, built = prepared.config, prepared.dataset, prepared.built
+    t = config.train
+
+    def save_last(epoch):
+        tensors, meta = trainer.state_dict()
+        folder.write_weights(tensors, CHECKPOINT, metadata={"state": _json(meta)})
+
+    checkpoint = ModelCheckpoint(save_best=lambda weights, epoch: folder.write_weights(weights), save_last=save_last)
+    run_callbacks = [CSVLogger(folder.append_metrics), checkpoint]
+    if t.early_stopping:
+        run_callbacks.append(EarlyStopping("val_acc", patience=t.early_stopping))
+    if t.reduce_lr_on_plateau:
+        run_callbacks.append(ReduceLROnPlateau("val_loss", patience=t.reduce_lr_on_plateau))
+    run_callbacks.append(TensorBoard(folder.file(TENSORBOARD)))
+    if progress:
+        run_callbacks.append(ProgressPrinter(console))
+    trainer = Trainer(built.module, built.transform, t, loss=prepared.loss, augmentation=prepared.augmentation,
+                      callbacks=[*run_callbacks, *callbacks])
+    env = environment(trainer.device, trainer.threads)
+    if resuming:
+        _restore(folder, trainer, env)
+    else:
+        folder.path.mkdir(parents=True, exist_ok=True)
+        folder.write_config(to_dict(config))
+        folder.write_env(env)
+        folder.write_model_spec({**built.spec, "classes": list(dataset.classes), "data": config.data.name,
+                                 "background": background(dataset["train"].images)})
+    train, val, test = dataset["train"], dataset["val"], dataset["test"]
+    try:
+        history = trainer.fit((train.images, train.labels), (val.images, val.labels))
+    except TrainingDiverged as exc:
+        _write_failed(folder, str(exc), trainer)
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        raise  # unfinished, resumable
+    except Exception as exc:
+        _write_failed(folder, f"{type(exc).__name__}: {exc}", trainer)
+        raise
+    trainer.load_weights(folder.read_weights(WEIGHTS, device=trainer.device))  # choose on validation
+    results = {name: trainer.evaluate(split.images, split.labels) for name, split in (("val", val), ("test", test))}
+    folder.write_predictions({name: Predictions(_positions(split), split.labels, results[name].logits,
+                                                images_sha256(split.images))
+                              for name, split in (("val", val), ("test", test))})
+    summary = _summary(folder, trainer, checkpoint.best_epoch, results, config)
+    folder.write_summary(summary)
+    folder.file(CHECKPOINT).unlink(missing_ok=True)  # the kept weights are in model.safetensors
+    return RunResult(folder, summary, history)
+
+
+def _positions(split):
+    """Each image's position in its split's file (partial and carved splits keep theirs)."""
+    import numpy as np
+
+    return split.items if split.items is not None else np.arange(len(split), dtype=np.int64)
+
+
+def _restore(folder: RunFolder, trainer, env: dict) -> None:
+    import json
+
+    from safetensors import safe_open
+
+    folder.file("summary.json").unlink(missing_ok=True)  # a failed run resumes from its last good epoch
+    checkpoint = folder.file(CHECKPOINT)
+    if checkpoint.exists():
+        with safe_open(checkpoint, framework="pt", device=str(trainer.device)) as source:
+            meta = json.loads(source.metadata()["state"])
+            tensors = {key: source.get_tensor(key) for key in source.keys()}
+        trainer.load_state_dict(tensors, meta)
+    folder.truncate_metrics(trainer.epoch)
+    saved_env = folder.read_env() if folder.file("env.json").exists() else {}
+    saved_env.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "epoch": trainer.epoch,
+                                                "host": env["host"], "device": env["device"]})
+    folder.write_env(saved_env)
+
+
+def _write_failed(folder: RunFolder, error: str, trainer) -> None:
+    folder.write_summary({"status": "failed", "error": error, "val": None, "test": None,
+                          "best_epoch": None, "epochs_run": trainer.epoch})
+
+
+def _summary(folder: RunFolder, trainer, best_epoch, results: dict, config: RunConfig) -> dict:
+    rows = folder.read_metrics()
+    speeds = [r["images_per_s"] for r in rows[1:] or rows]  # epoch 1 holds the warm-up
+    return {
+        "status": "finished",
+        "error": None,
+        "val": _metrics(results["val"]),
+        "test": _metrics(results["test"]),
+        "best_epoch": best_epoch,
+        "params": sum(p.numel() for p in trainer.module.parameters()),
+        "train_seconds": sum(r["seconds"] for r in rows),
+        "images_per_s": statistics.median(speeds) if speeds else math.nan,
+        "epochs_run": trainer.epoch,
+        "stopped": trainer.stop_reason,
+        "inference_images_per_s": results["test"].images_per_s,
+        "data": config.data.name,
+        "model": config.model.name,
+        "seed": config.train.seed,
+        "threads": trainer.threads,
+        "device": str(trainer.device),
+        "sizes": {"val": len(results["val"].labels), "test": len(results["test"].labels)},
+    }
+
+
+def _metrics(result) -> dict:
+    return {"accuracy": result.accuracy, "loss": result.loss, "macro_f1": result.macro_f1, "top5": result.top5}
+
+
+def _json(meta: dict) -> str:
+    import json
+
+    return json.dumps(meta)
