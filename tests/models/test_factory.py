@@ -129,3 +129,23 @@ def test_meta_device_allocates_nothing():
     built = create_model("vgg16", 10, 1, 28, device="meta")
     assert all(p.is_meta for p in built.module.parameters())
     assert built.input_shape == (1, 32, 32)
+
+
+def test_small_input_stem_keeps_28_pixels_for_resnets():
+    import torch
+
+    built = create_model("resnet50", 10, 1, 28, input_policy="stem")
+    conv = built.module.conv1
+    assert (conv.kernel_size, conv.stride, conv.in_channels) == ((3, 3), (1, 1), 1)
+    assert isinstance(built.module.maxpool, torch.nn.Identity)
+    assert built.transform.mode == "native" and built.input_shape == (1, 28, 28)
+    x = built.transform(torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+    assert built.module(x).shape == (2, 10)
+    rebuilt = model_from_spec(built.spec)  # model.json records the policy, so the stem comes back
+    assert rebuilt.module.conv1.kernel_size == (3, 3)
+
+
+@pytest.mark.parametrize("name, hint", [("vgg16", "ResNet-family"), ("lenet5", "built for small images")])
+def test_small_input_stem_is_refused_where_the_family_has_none(name, hint):
+    with pytest.raises(ConfigError, match=hint):
+        create_model(name, 10, 1, 28, input_policy="stem")

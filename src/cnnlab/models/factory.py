@@ -84,7 +84,7 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, input_size: int
     name: a curated name (`list_models()`), or 'timm:NAME' / 'tv:NAME' for any zoo model.
     options: the model's own (e.g. rescnn: widths, blocks, activation, dropout, batch_norm, pool;
       zoo models: pretrained, weights=PATH, model_kwargs={...}) and, for every model,
-      input_policy ('auto' | 'native' | 'pad' | 'resize'), target_size, mean, std,
+      input_policy ('auto' | 'native' | 'pad' | 'resize' | 'stem'), target_size, mean, std,
       model_in_chans (the network's channels when they differ from the data's: the transform
       repeats or averages) and channels_last (the transform's output layout).
     device: build under this torch device (e.g. 'meta' to count without allocating weights).
@@ -110,6 +110,13 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, input_size: int
     )
     with _device(device):
         module = _build(entry, num_classes, model_chans, size or input_size, net_options)
+        if options.get("input_policy") == "stem":
+            if entry.source == "cnnlab":
+                raise bad_value("input_policy", name, "auto, native, pad or resize (our models are built for "
+                                "small images already)", "stem")
+            from .zoo import small_input_stem
+
+            small_input_stem(module, name)
     spec = {
         "name": name,
         "impl": entry.impl,

@@ -5,7 +5,10 @@ strides and pools; 75 for Inception-v3, 63 for AlexNet, 4 for LeNet-5 here) and 
 (the resolution its pretrained weights were trained at). The policy picks one of:
   native  feed the images as they are (allowed when they are at least the minimum),
   pad     zero-pad, centred, to a size (the reference study padded 28x28 to the minimum),
-  resize  bilinear to a size (by default the model's default side, for pretrained weights).
+  resize  bilinear to a size (by default the model's default side, for pretrained weights),
+  stem    keep the images as they are and give the network a small-input stem instead (ResNet
+          family: the 7x7 stride-2 conv and the max-pool become one 3x3 stride-1 conv, as ResNets
+          for CIFAR do), so a 28x28 image keeps its detail instead of being blown up 8-fold.
 'auto' is native when the images are big enough, otherwise pad to the minimum, or resize to the
 one size a fixed-size model (a ViT) accepts.
 """
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from .checks import bad_value, one_of, side_pair
 
-POLICIES = ("auto", "native", "pad", "resize")
+POLICIES = ("auto", "native", "pad", "resize", "stem")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ def plan_input(
             return "native", None
         else:
             policy = "resize" if limits.fixed else "pad"
+    if policy == "stem":
+        if target is not None:
+            raise bad_value("target_size", owner, "left out with input_policy 'stem'", target_size)
+        return "native", None
     if policy == "native":
         if target is not None:
             raise bad_value("target_size", owner, "left out with input_policy 'native'", target_size)

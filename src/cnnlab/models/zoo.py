@@ -100,6 +100,22 @@ def _build_tv(name: str, num_classes: int, in_chans: int, download: bool, kwargs
     return model
 
 
+def small_input_stem(model, owner: str) -> None:
+    """Swap a ResNet-family stem (conv1 7x7 stride 2, then maxpool) for a 3x3 stride-1 conv and no
+    pool: the usual adaptation of ImageNet ResNets to 28-32 pixel images (He et al. 2016, sec. 4.2)."""
+    from torch import nn
+
+    conv, pool = getattr(model, "conv1", None), getattr(model, "maxpool", None)
+    if not (isinstance(conv, nn.Conv2d) and conv.kernel_size == (7, 7) and conv.stride == (2, 2)
+            and isinstance(pool, nn.MaxPool2d)):
+        raise ConfigError(f"input_policy 'stem' needs a ResNet-family model with a 7x7 stride-2 conv1 and a max-pool "
+                          f"(resnet50, seresnet50, tv:resnext50_32x4d, timm:resnet18, ...); {owner} has none: "
+                          f"use input_policy 'pad' or 'resize'")
+    model.conv1 = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=conv.bias is not None,
+                            device=conv.weight.device, dtype=conv.weight.dtype)
+    model.maxpool = nn.Identity()
+
+
 def replace_first_conv(model, in_chans: int) -> None:
     """Rebuild the first 3-channel Conv2d (the stem of every torchvision classifier) for `in_chans`.
     The fresh weights reuse its initialisation, one input channel's worth at a time."""
