@@ -1,7 +1,9 @@
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
-from cnnlab.config import build_config, load_config, to_dict
+from cnnlab.config import FLAGS, RunConfig, build_config, key_table, load_config, markdown_key_table, replace, to_dict
 from cnnlab.errors import ConfigError
 
 
@@ -56,3 +58,89 @@ def test_bad_yaml_is_a_config_error(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.yaml")
+
+
+# ---- the key table, flags, shorthands, replace(), split_seed ------------------------------------------
+
+
+def _all_keys() -> list[str]:
+    """Every config key, walked from the pydantic models (independently of key_table)."""
+    return [f"{section}.{name}" for section, field in RunConfig.model_fields.items()
+            for name in field.annotation.model_fields]
+
+
+def test_the_markdown_key_table_covers_every_key_once():
+    lines = markdown_key_table().splitlines()
+    assert lines[:2] == ["| key | default | flag | meaning |", "|---|---|---|---|"]
+    rows = [line.strip("|").split(" | ") for line in lines[2:]]
+    assert all(len(row) == 4 for row in rows), "a '|' inside a cell breaks the table"
+    keys = [row[0].strip(" `") for row in rows]
+    assert keys == _all_keys() and len(keys) == len(set(keys)) > 30
+    by_key = {row[0].strip(" `"): row for row in rows}
+    assert by_key["train.lr"][1:3] == ["`0.001`", "`--lr`"]
+    assert by_key["train.grad_clip"][1:3] == ["`none`", ""]
+    assert all(row[3].strip() for row in rows), "every key has a meaning"
+    assert [r["key"] for r in key_table()] == keys
+
+
+def test_the_readme_holds_the_current_key_table():
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    if not readme.exists():
+        pytest.skip("no README.md")
+    assert markdown_key_table() in readme.read_text(), "regenerate it with `python -m cnnlab.config`"
+
+
+def test_flags_name_real_keys_and_real_options_of_train():
+    import typer.main
+
+    from cnnlab.cli import app
+
+    assert set(FLAGS) <= set(_all_keys())
+    train = typer.main.get_command(app).commands["train"]
+    options = {opt for param in train.params for opt in param.opts + param.secondary_opts}
+    assert set(FLAGS.values()) <= options
+    assert len(set(FLAGS.values())) == len(FLAGS)
+
+
+def test_data_and_model_shorthands(tmp_path):
+    config = build_config({"data": "digits", "model": "lenet5"})
+    assert config.data.name == "digits" and config.data.val == 0.1  # the rest of the section defaults
+    assert to_dict(config)["model"] == {"name": "lenet5"}
+    config = build_config({"model": "rescnn"}, ["model.widths=[8, 16]", "data.split_seed=3"])
+    assert to_dict(config)["model"] == {"name": "rescnn", "widths": [8, 16]} and config.data.split_seed == 3
+    path = tmp_path / "run.yaml"
+    path.write_text("data: emnist-balanced\nmodel: lenet5\n")
+    assert load_config(path, {"data.val": 500}).data.name == "emnist-balanced"
+    assert load_config(path, {"data.val": 500}).data.val == 500
+
+
+def test_replace_returns_a_validated_copy():
+    config = build_config({"data": "digits"})
+    other = replace(config, **{"train.threads": 2, "train.lr": "3e-4", "model.widths": [8]})
+    assert (other.train.threads, other.train.lr, other.data.name) == (2, 3e-4, "digits")
+    assert to_dict(other)["model"] == {"name": "rescnn", "widths": [8]}
+    assert config.train.threads is None and config.train.lr == 1e-3  # the original is untouched
+    with pytest.raises(ConfigError, match="'train.threads' setting must be greater than or equal to 1"):
+        replace(config, **{"train.threads": 0})
+    with pytest.raises(ConfigError, match="unknown config key 'train.thread'"):
+        replace(config, **{"train.thread": 1})
+
+
+def test_split_seed_draws_the_validation_split_apart_from_the_training_seed():
+    import numpy as np
+
+    from cnnlab.data import load_dataset, prepare_splits
+
+    digits = load_dataset("digits")
+    a, b = prepare_splits(digits, val=0.1, seed=0), prepare_splits(digits, val=0.1, seed=0)
+    other = prepare_splits(digits, val=0.1, seed=1)
+    np.testing.assert_array_equal(a["val"].items, b["val"].items)
+    assert not np.array_equal(a["val"].items, other["val"].items)
+    for dataset in (a, other):
+        assert len(dataset["val"]) == 144 and len(dataset["train"]) == 1293
+        assert not set(dataset["val"].items) & set(dataset["train"].items)  # disjoint, positions in train
+        assert np.bincount(dataset["val"].labels, minlength=10).min() >= 13  # stratified
+        np.testing.assert_array_equal(dataset["test"].items, digits["test"].items)  # test is never redrawn
+    subset = prepare_splits(digits, val=0.1, subset=200, seed=0)
+    np.testing.assert_array_equal(subset["val"].items, a["val"].items)
+    assert len(subset["train"]) == 200 and set(subset["train"].items) <= set(a["train"].items)

@@ -289,7 +289,9 @@ def train(
         raise ConfigError("--resume needs the run folder: cnnlab train --out RUN --resume")
     config = None
     if not resume or config_file or flags or overrides:
-        config = load_config(config_file, {**flags, **dict(_override(o) for o in overrides or [])})
+        # resuming: what is given changes the run's own config (so an error names only what was given)
+        base = config_file or (out / "config.yaml" if resume and (out / "config.yaml").exists() else None)
+        config = load_config(base, {**flags, **dict(_override(o) for o in overrides or [])})
     result = train_run(config, out, resume=resume, progress=not quiet, console=err_console)
     _print_summary(result.summary, result.path)
 
@@ -316,7 +318,7 @@ def _print_summary(summary: dict, path: Path) -> None:
                       "-" if m["top5"] is None else f"{m['top5']:.2%}")
     console.print(table)
     console.print(f"{summary['params']:,} parameters · {summary['train_seconds']:.1f} s training · "
-                  f"{summary['images_per_s']:,.0f} img/s · run folder {path}", highlight=False)
+                  f"{summary['images_per_s']:,.0f} img/s · run folder {path}", highlight=False, soft_wrap=True)
     if summary.get("stopped"):
         console.print(summary["stopped"], highlight=False)
 
@@ -341,7 +343,7 @@ def evaluate(
                   "-" if result["top5"] is None else f"{result['top5']:.2%}",
                   f"{result['images_per_s']:,.0f} img/s ({result['device']}, batch {result['batch_size']})")
     console.print(table)
-    console.print(f"predictions: {result['predictions']}", highlight=False)
+    console.print(f"predictions: {result['predictions']}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -359,7 +361,7 @@ def predict(
 
     for row in predict_files(run, images, top, invert):
         ranked = "  ".join(f"{name} {p:.1%}" for name, p in row["top"])
-        console.print(f"{row['file']}: {ranked}", highlight=False)
+        console.print(f"{row['file']}: {ranked}", highlight=False, soft_wrap=True)  # one line per file, never wrapped
 
 
 @app.command()

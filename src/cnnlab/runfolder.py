@@ -22,6 +22,7 @@ import json
 import math
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,7 +241,7 @@ class RunFolder:
                 splits = sorted({key.rsplit("_", 1)[0] for key in data.files})
                 return {s: Predictions(data[f"{s}_indices"], data[f"{s}_labels"], data[f"{s}_logits"].astype(np.float32),
                                        str(data[f"{s}_sha256"])) for s in splits}
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # truncated / empty files
             raise DataError(f"{self.file(name)}: not a readable predictions file ({exc})") from None
 
     # ---- summary ---------------------------------------------------------------------------
@@ -255,9 +256,12 @@ class RunFolder:
     def _read_json(self, name: str) -> dict:
         self.require(name)
         try:
-            return json.loads(self.file(name).read_text())
+            tree = json.loads(self.file(name).read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RunError(f"{self.file(name)}: not valid JSON ({exc})") from None
+        if not isinstance(tree, dict):
+            raise RunError(f"{self.file(name)}: expected a JSON object, got {type(tree).__name__}")
+        return tree
 
 
 def _csv_number(value) -> str:

@@ -120,6 +120,10 @@ class ReduceLROnPlateau(Callback):
             raise ConfigError(f"The 'factor' parameter of ReduceLROnPlateau must be in (0, 1). Got {factor} instead.")
         if patience < 1:
             raise ConfigError(f"The 'patience' parameter of ReduceLROnPlateau must be >= 1. Got {patience} instead.")
+        if cooldown < 0:
+            raise ConfigError(f"The 'cooldown' parameter of ReduceLROnPlateau must be >= 0. Got {cooldown} instead.")
+        if min_lr < 0:
+            raise ConfigError(f"The 'min_lr' parameter of ReduceLROnPlateau must be >= 0. Got {min_lr} instead.")
         self.tracker = _Monitor(monitor, mode, min_delta)
         self.factor, self.patience, self.cooldown, self.min_lr = factor, patience, cooldown, min_lr
         self.wait, self.cooldown_left = 0, 0
@@ -152,7 +156,8 @@ class ModelCheckpoint(Callback):
     """Save weights when `monitor` improves (best) and/or the full training state every epoch (last).
 
     `save_best(state_dict, epoch)` and `save_last(epoch)` are the writers; the run folder supplies them,
-    so this callback knows when to save, not where or how.
+    so this callback knows when to save, not where or how. Put it after the other callbacks: the last
+    state must hold their counters (and a reduced learning rate) after the epoch, or a resumed run differs.
     """
 
     def __init__(self, save_best=None, save_last=None, monitor: str = "val_acc", mode: str = "auto",

@@ -84,7 +84,8 @@ class Trainer:
                                         config.weight_decay, config.momentum)
         self.forward = torch.compile(self.module) if config.compile else self.module
         self.history = History()
-        self.callbacks: list[Callback] = [*callbacks, self.history]
+        # History first: a checkpoint written at an epoch's end (ModelCheckpoint, placed last) holds it complete
+        self.callbacks: list[Callback] = [self.history, *callbacks]
         for callback in self.callbacks:
             callback.set_trainer(self)
         self.eval_batch_size = eval_batch_size or max(1024, config.batch_size)
@@ -135,6 +136,8 @@ class Trainer:
         meta = {
             "epoch": self.epoch,
             "lr_scale": self.lr_scale,
+            "stop_training": self.stop_training,  # a run stopped early stays stopped when resumed
+            "stop_reason": self.stop_reason,
             "param_groups": optim["param_groups"],
             "optim_scalars": scalars,
             "callbacks": {key: c.state_dict() for key, c in self._callback_keys() if c.state_dict()},
@@ -154,6 +157,8 @@ class Trainer:
         self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
         self.epoch = meta["epoch"]
         self.lr_scale = meta["lr_scale"]
+        self.stop_training = meta.get("stop_training", False)
+        self.stop_reason = meta.get("stop_reason")
         for key, callback in self._callback_keys():
             if key in meta["callbacks"]:
                 callback.load_state_dict(meta["callbacks"][key])
@@ -168,9 +173,9 @@ class Trainer:
 
     # ---- data ------------------------------------------------------------------------------------
     def _to_device(self, images, labels):
-        if isinstance(images, np.ndarray):  # cached arrays are read-only memory maps: copy once
-            images = torch.from_numpy(np.require(images, requirements=["C", "W"]))
-        images, labels = torch.as_tensor(images), torch.as_tensor(labels)
+        # cached arrays are read-only memory maps; torch wants writable memory, so copy those once
+        images, labels = (torch.from_numpy(np.require(a, requirements=["C", "W"])) if isinstance(a, np.ndarray)
+                          else torch.as_tensor(a) for a in (images, labels))
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ConfigError(f"training images must be uint8 N x C x H x W, got {images.dtype} "
                               f"{tuple(images.shape)}")

@@ -109,8 +109,8 @@ def _resume_config(folder: RunFolder, given: RunConfig | None) -> RunConfig:
     saved = build_config(folder.read_config())
     if given is not None and given != saved:
         ours, theirs = to_dict(given), to_dict(saved)
-        differ = [f"{s}.{k}" for s in ours for k in ours[s] if ours[s].get(k) != theirs[s].get(k)
-                  and not (s == "train" and k == "threads" and ours[s][k] is None)]
+        differ = [f"{s}.{k}" for s in ours for k in {**ours[s], **theirs[s]} if ours[s].get(k) != theirs[s].get(k)
+                  and not (s == "train" and k == "threads" and ours[s].get(k) is None)]
         if differ:
             raise ConfigError(f"--resume continues {folder.path} with its saved config, but these settings differ: "
                               f"{', '.join(differ)}; drop them, or train a new run with another --out")
@@ -131,7 +131,7 @@ def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, 
         folder.write_weights(tensors, CHECKPOINT, metadata={"state": _json(meta)})
 
     checkpoint = ModelCheckpoint(save_best=lambda weights, epoch: folder.write_weights(weights), save_last=save_last)
-    run_callbacks = [CSVLogger(folder.append_metrics), checkpoint]
+    run_callbacks = [CSVLogger(folder.append_metrics)]
     if t.early_stopping:
         run_callbacks.append(EarlyStopping("val_acc", patience=t.early_stopping))
     if t.reduce_lr_on_plateau:
@@ -140,7 +140,7 @@ def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, 
     if progress:
         run_callbacks.append(ProgressPrinter(console))
     trainer = Trainer(built.module, built.transform, t, loss=prepared.loss, augmentation=prepared.augmentation,
-                      callbacks=[*run_callbacks, *callbacks])
+                      callbacks=[*run_callbacks, *callbacks, checkpoint])  # checkpoint last: it saves their state
     env = environment(trainer.device, trainer.threads)
     if resuming:
         _restore(folder, trainer, env)
@@ -182,14 +182,18 @@ def _positions(split):
 def _restore(folder: RunFolder, trainer, env: dict) -> None:
     import json
 
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     folder.file("summary.json").unlink(missing_ok=True)  # a failed run resumes from its last good epoch
     checkpoint = folder.file(CHECKPOINT)
     if checkpoint.exists():
-        with safe_open(checkpoint, framework="pt", device=str(trainer.device)) as source:
-            meta = json.loads(source.metadata()["state"])
-            tensors = {key: source.get_tensor(key) for key in source.keys()}
+        try:
+            with safe_open(checkpoint, framework="pt", device=str(trainer.device)) as source:
+                meta = json.loads(source.metadata()["state"])
+                tensors = {key: source.get_tensor(key) for key in source.keys()}
+        except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+            raise RunError(f"{checkpoint}: not a readable checkpoint ({exc}); delete it to train the run again "
+                           f"from epoch 1") from None
         trainer.load_state_dict(tensors, meta)
     folder.truncate_metrics(trainer.epoch)
     saved_env = folder.read_env() if folder.file("env.json").exists() else {}

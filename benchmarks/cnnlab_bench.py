@@ -1,0 +1,100 @@
+"""cnnlab's side of the training-speed comparison: the same data, model, batch and optimizer as
+baseline_dataloader.py and keras_bench.py, trained by cnnlab's Trainer.
+
+    python benchmarks/cnnlab_bench.py --model lenet5|rescnn [--batch 128] [--epochs 2] [--subset N]
+        [--augment] [--threads T] [--compile] [--no-channels-last]
+
+Prints one JSON line with the same fields as the baselines. --augment uses the batched
+equivalent of the baseline's RandomAffine(degrees=10, translate=0.1, scale=(0.9, 1.1), shear=10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fashion_idx  # noqa: E402
+
+from cnnlab.config import TrainConfig  # noqa: E402
+from cnnlab.engine.augment import Augmentation  # noqa: E402
+from cnnlab.engine.callbacks import Callback  # noqa: E402
+from cnnlab.engine.trainer import Trainer  # noqa: E402
+from cnnlab.models import create_model  # noqa: E402
+
+BASELINE_AFFINE = Augmentation(rotation=10, shift=0.1, scale=0.1, shear=10)
+
+
+def cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
+class CpuClock(Callback):
+    """CPU seconds per epoch, to report how many cores the epoch kept busy."""
+
+    def __init__(self):
+        self.cpu = []
+
+    def on_epoch_begin(self, epoch, logs):
+        self._start = cpu_seconds()
+
+    def on_epoch_end(self, epoch, logs):
+        self.cpu.append(cpu_seconds() - self._start)
+
+
+def run(model: str, batch: int, epochs: int = 2, subset: int | None = None, augment: bool = False,
+        threads: int | None = None, compile: bool = False, channels_last: bool = True, seed: int = 0) -> dict:  # noqa: A002
+    images, labels = fashion_idx.load("train", subset)
+    config = TrainConfig(epochs=epochs, batch_size=batch, seed=seed, threads=threads, compile=compile,
+                         channels_last=channels_last, device="cpu")
+    torch.manual_seed(seed)
+    built = create_model(model, 10, 1, 28)
+    clock = CpuClock()
+    trainer = Trainer(built.module, built.transform, config, callbacks=[clock],
+                      augmentation=BASELINE_AFFINE if augment else None)
+    history = trainer.fit((images[:, None], labels))
+    last = history[-1]
+    return {
+        "system": "cnnlab",
+        "model": model,
+        "batch": batch,
+        "subset": subset,
+        "images": len(images),
+        "augment": augment,
+        "compile": compile,
+        "channels_last": channels_last,
+        "epoch_seconds": [h["seconds"] for h in history],
+        "images_per_s": last["images_per_s"],
+        "cores_used": clock.cpu[-1] / last["seconds"],
+        "threads": trainer.threads,
+        "torch_version": torch.__version__,
+        "final_train_loss": last["train_loss"],
+        "final_train_acc": last["train_acc"],
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, choices=["lenet5", "rescnn"])
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--subset", type=int, default=None)
+    p.add_argument("--augment", action="store_true")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    print(json.dumps(run(a.model, a.batch, a.epochs, a.subset, a.augment, a.threads, a.compile, a.channels_last,
+                         a.seed)))
+
+
+if __name__ == "__main__":
+    main()
