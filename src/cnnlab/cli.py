@@ -336,7 +336,8 @@ def evaluate(
     from .engine.inference import evaluate_run
 
     result = evaluate_run(run, data, device)
-    table = Table(title=f"{run} on {result['data']} test ({result['images']:,} images)")
+    console.print(f"{run} on {result['data']} test ({result['images']:,} images)", highlight=False, soft_wrap=True)
+    table = Table()
     for column in ("accuracy", "loss", "macro-F1", "top-5", "inference"):
         table.add_column(column, justify="right")
     table.add_row(f"{result['accuracy']:.2%}", f"{result['loss']:.4f}", f"{result['macro_f1']:.4f}",

@@ -69,7 +69,8 @@ class TrainConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto (CUDA when present), cpu or cuda")
     compile: bool = Field(False, description="torch.compile the model (pays on some models, measure)")
     channels_last: bool = Field(True, description="channels_last memory layout for model and inputs")
-    amp: Literal["auto", "off", "bf16"] = Field("auto", description="bf16 autocast: auto = on CUDA only")
+    amp: Literal["auto", "off", "bf16"] = Field("auto", description="bf16 autocast; auto = on where the hardware has native bf16 (CUDA, "
+                                                     "CPUs with AVX512-BF16 or AMX)")
 
 
 class RunConfig(_Section):

@@ -23,6 +23,7 @@ import yaml
 from cnnlab.config import build_config, to_dict
 from cnnlab.data import load_dataset, prepare_splits
 from cnnlab.engine.callbacks import Callback
+from cnnlab.engine.device import resolve_amp
 from cnnlab.engine.trainer import TrainingDiverged
 from cnnlab.errors import CnnlabError, ConfigError, DataError, UnknownNameError
 from cnnlab.experiments.run import train_run
@@ -170,8 +171,9 @@ def test_model_files_rebuild_the_model_and_reproduce_the_test_logits(finished):
     built.module.load_state_dict(result.folder.read_weights())
     built.module.eval()
     images = torch.from_numpy(dataset["test"].images)
-    with torch.no_grad():
-        logits = built.module(built.transform(images)).numpy()
+    amp = resolve_amp(result.folder.read_config()["train"]["amp"], torch.device("cpu"))  # as the run evaluated
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
+        logits = built.module(built.transform(images)).float().numpy()
     saved = result.folder.read_predictions()["test"].logits
     np.testing.assert_allclose(saved, logits, rtol=2e-3, atol=2e-3)  # float16 in the file
     np.testing.assert_array_equal(saved.argmax(1), logits.argmax(1))

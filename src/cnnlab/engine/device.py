@@ -25,14 +25,26 @@ def resolve_device(name: str = "auto"):
 
 
 def resolve_amp(amp: str, device) -> str:
-    """'auto' → bf16 on a CUDA device that has it, off on CPU (bf16 autocast measured slower there)."""
+    """'auto' → bf16 autocast where the hardware computes in bf16 natively: a CUDA device that has
+    it, or a CPU with AVX512-BF16 / AMX (measured 1.5x faster for rescnn on such a CPU, while CPUs
+    that only emulate bf16 were slower with it); off elsewhere."""
     import torch
 
     if amp == "auto":
-        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "off"
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "off"
+        return "bf16" if cpu_has_native_bf16() else "off"
     if amp not in ("off", "bf16"):
         raise ConfigError(f"train.amp must be auto, off or bf16. Got {amp!r} instead.")
     return amp
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
 
 
 def set_threads(threads: int | None) -> int:
