@@ -43,6 +43,7 @@ def add_shared_data() -> None:
 def main() -> None:
     from cnnlab.config import load_config, replace
     from cnnlab.experiments.run import train_run
+    from cnnlab.runfolder import RunFolder
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipes", nargs="+", default=RECIPES)
@@ -57,7 +58,7 @@ def main() -> None:
             config = replace(config, **{"train.device": a.device})
         folder = a.runs / recipe
         started = time.perf_counter()
-        result = train_run(config, folder, resume=folder.exists())
+        result = train_run(config, folder, resume=RunFolder(folder).has_content())
         wall = time.perf_counter() - started
         s, metrics = result.summary, result.folder.read_metrics()
         best = max(r["val_acc"] for r in metrics)

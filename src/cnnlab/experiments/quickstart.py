@@ -30,6 +30,7 @@ def run_quickstart(out: str | Path, console=None, progress: bool = True):
     import pandas as pd
 
     from ..data import class_histogram, dataset_info, load_dataset, sample_grid
+    from ..runfolder import RunFolder
     from .run import train_run
 
     out = Path(out)
@@ -47,7 +48,7 @@ def run_quickstart(out: str | Path, console=None, progress: bool = True):
         folder = out / "runs" / label
         if console is not None:
             console.print(f"[bold]{label}[/] → {folder}")
-        result = train_run(config, folder, resume=folder.exists(), progress=progress, console=console)
+        result = train_run(config, folder, resume=RunFolder(folder).has_content(), progress=progress, console=console)
         s = result.summary
         rows.append({"model": label, "params": s["params"], "val_acc": s["val"]["accuracy"],
                      "test_acc": s["test"]["accuracy"], "test_loss": s["test"]["loss"],

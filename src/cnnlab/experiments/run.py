@@ -7,6 +7,7 @@ full state is in checkpoint.safetensors, and summary.json appears only when the 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import statistics
@@ -128,7 +129,7 @@ def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, 
 
     def save_last(epoch):
         tensors, meta = trainer.state_dict()
-        folder.write_weights(tensors, CHECKPOINT, metadata={"state": _json(meta)})
+        folder.write_weights(tensors, CHECKPOINT, metadata={"state": json.dumps(meta)})
 
     checkpoint = ModelCheckpoint(save_best=lambda weights, epoch: folder.write_weights(weights), save_last=save_last)
     run_callbacks = [CSVLogger(folder.append_metrics)]
@@ -180,8 +181,6 @@ def _positions(split):
 
 
 def _restore(folder: RunFolder, trainer, env: dict) -> None:
-    import json
-
     from safetensors import SafetensorError, safe_open
 
     folder.file("summary.json").unlink(missing_ok=True)  # a failed run resumes from its last good epoch
@@ -233,9 +232,3 @@ def _summary(folder: RunFolder, trainer, best_epoch, results: dict, config: RunC
 
 def _metrics(result) -> dict:
     return {"accuracy": result.accuracy, "loss": result.loss, "macro_f1": result.macro_f1, "top5": result.top5}
-
-
-def _json(meta: dict) -> str:
-    import json
-
-    return json.dumps(meta)
