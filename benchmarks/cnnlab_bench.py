@@ -14,19 +14,18 @@ import argparse
 import json
 import resource
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fashion_idx  # noqa: E402
+import fashion_idx
 
-from cnnlab.config import TrainConfig  # noqa: E402
-from cnnlab.engine.augment import Augmentation  # noqa: E402
-from cnnlab.engine.callbacks import Callback  # noqa: E402
-from cnnlab.engine.trainer import Trainer  # noqa: E402
-from cnnlab.models import create_model  # noqa: E402
+from cnnlab.config import TrainConfig
+from cnnlab.engine.augment import Augmentation
+from cnnlab.engine.callbacks import Callback
+from cnnlab.engine.trainer import Trainer
+from cnnlab.models import create_model
 
 BASELINE_AFFINE = Augmentation(rotation=10, shift=0.1, scale=0.1, shear=10)
 
@@ -50,7 +49,7 @@ class CpuClock(Callback):
 
 
 def run(model: str, batch: int, epochs: int = 2, subset: int | None = None, augment: bool = False,
-        threads: int | None = None, compile: bool = False, channels_last: bool = True, seed: int = 0) -> dict:  # noqa: A002
+        threads: int | None = None, compile: bool = False, channels_last: bool = True, seed: int = 0) -> dict:
     images, labels = fashion_idx.load("train", subset)
     config = TrainConfig(epochs=epochs, batch_size=batch, seed=seed, threads=threads, compile=compile,
                          channels_last=channels_last, device="cpu")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,16 @@ def isolated_data_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("CNNLAB_OFFLINE", "1")
     monkeypatch.delenv("CNNLAB_MIRROR", raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """Training sets torch's thread count (train.threads); put the process's back after each test."""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    yield
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -42,13 +42,6 @@ def cli():
     return invoke
 
 
-@pytest.fixture(autouse=True)
-def keep_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A finished LeNet-5 run on digits (about 88 % accuracy) and the digits splits it used."""

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from cnnlab.config import TrainConfig
-from cnnlab.data import load_dataset, prepare_splits
 from cnnlab.engine.callbacks import (
     Callback,
     CSVLogger,
@@ -22,23 +21,6 @@ from cnnlab.engine.trainer import Trainer
 from cnnlab.errors import ConfigError
 from cnnlab.models import create_model
 from cnnlab.runfolder import METRIC_COLUMNS, RunFolder
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:  # module scope: isolate the data home here too
-        patch.setenv("CNNLAB_DATA", str(tmp_path_factory.mktemp("digits-home")))
-        patch.setenv("CNNLAB_OFFLINE", "1")
-        dataset = prepare_splits(load_dataset("digits"), val=0.1)
-    train, val = dataset["train"], dataset["val"]
-    return (train.images, train.labels), (val.images, val.labels)
-
-
-@pytest.fixture(autouse=True)
-def keep_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_trainer(callbacks=(), **train) -> Trainer:

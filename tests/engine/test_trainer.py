@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from cnnlab.config import TrainConfig
-from cnnlab.data import load_dataset, prepare_splits
 from cnnlab.engine.augment import Augmentation
 from cnnlab.engine.callbacks import Callback, ReduceLROnPlateau
 from cnnlab.engine.trainer import Trainer, TrainingDiverged, summarize
@@ -20,23 +19,6 @@ from cnnlab.models import create_model
 
 TIMING = ("seconds", "images_per_s")
 TINY_RESCNN = {"stem": 8, "widths": [8, 16]}
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:  # module scope: isolate the data home here too
-        patch.setenv("CNNLAB_DATA", str(tmp_path_factory.mktemp("digits-home")))
-        patch.setenv("CNNLAB_OFFLINE", "1")
-        dataset = prepare_splits(load_dataset("digits"), val=0.1)
-    train, val = dataset["train"], dataset["val"]
-    return (train.images, train.labels), (val.images, val.labels)
-
-
-@pytest.fixture(autouse=True)
-def keep_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_trainer(model="lenet5", options=None, *, init_seed=0, callbacks=(), augmentation=None, loss=None,
@@ -326,3 +308,11 @@ def test_bf16_autocast_trains_and_stays_reproducible(digits):
     runs = [make_trainer(amp="bf16").fit(train, val) for _ in range(2)]
     assert [(r["train_loss"], r["val_acc"]) for r in runs[0]] == [(r["train_loss"], r["val_acc"]) for r in runs[1]]
     assert runs[0][-1]["val_acc"] > 0.3  # ten classes: it learns in bf16 too
+
+
+def test_the_cpu_allocator_keeps_freed_buffers_on_linux():
+    import platform
+
+    from cnnlab.engine.device import keep_freed_memory
+
+    assert keep_freed_memory() is (platform.system() == "Linux")

@@ -41,13 +41,6 @@ RESUMABLE = {"data": "digits", "model": {"name": "rescnn", "stem": 8, "widths": 
                        "reduce_lr_on_plateau": 1}}
 
 
-@pytest.fixture(autouse=True)
-def keep_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """One finished run with train.threads unset, so train_run must record the count it used (torch's

@@ -119,7 +119,14 @@ def _resume_config(folder: RunFolder, given: RunConfig | None) -> RunConfig:
 
 
 def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, progress, console) -> RunResult:
-    from ..engine.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint, ProgressPrinter, ReduceLROnPlateau, TensorBoard
+    from ..engine.callbacks import (
+        CSVLogger,
+        EarlyStopping,
+        ModelCheckpoint,
+        ProgressPrinter,
+        ReduceLROnPlateau,
+        TensorBoard,
+    )
     from ..engine.device import environment
     from ..engine.inference import background
     from ..engine.trainer import Trainer, TrainingDiverged
