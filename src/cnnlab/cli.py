@@ -265,7 +265,7 @@ def train(
     seed: int = typer.Option(None, "--seed"),
     threads: int = typer.Option(None, "--threads", help="CPU threads (part of the run: it changes results)."),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda"),
-    compile: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),  # noqa: A002
+    compile: bool = typer.Option(None, "--compile/--no-compile", help="Compile the training step (default: auto, where it pays)."),  # noqa: A002
     out: Path = typer.Option(None, "-o", "--out", help="Run folder (default runs/<model>-<data>-<time>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch progress."),

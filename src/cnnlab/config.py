@@ -67,7 +67,9 @@ class TrainConfig(_Section):
     threads: int | None = Field(None, ge=1, description="CPU threads; part of the run because it changes results "
                                                         "(none: torch's default, recorded in config.yaml)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto (CUDA when present), cpu or cuda")
-    compile: bool = Field(False, description="torch.compile the model (pays on some models, measure)")
+    compile: Literal["auto"] | bool = Field("auto", description="torch.compile the training step; auto = on a "
+                                                                 "CPU for models of <= 4 M MACs trained on >= 1 M images "
+                                                                 "(where it was measured to pay)")
     channels_last: bool = Field(True, description="channels_last memory layout for model and inputs")
     amp: Literal["auto", "off", "bf16"] = Field("auto", description="bf16 autocast; auto = on where the hardware has native bf16 (CUDA, "
                                                      "CPUs with AVX512-BF16 or AMX)")

@@ -281,16 +281,58 @@ def test_read_only_memory_mapped_arrays_are_accepted(digits, tmp_path):
 # ---- torch.compile (the suite's one compile check: one step of LeNet-5) ------------------------------------
 
 
-def test_compiled_model_trains_like_the_eager_one(digits):
+def test_compiled_step_trains_like_the_eager_one(digits):
     (images, labels), _ = digits
-    one_batch = (images[:128], labels[:128])
-    compiled = make_trainer(epochs=1, compile=True)
-    eager = make_trainer(epochs=1)
-    assert compiled.forward is not compiled.module
-    h_compiled, h_eager = compiled.fit(one_batch), eager.fit(one_batch)
+    batches = (images[:300], labels[:300])  # two full batches and a short one: two graphs, a changing lr
+    compiled = make_trainer(epochs=1, compile=True, schedule="cosine")
+    eager = make_trainer(epochs=1, compile=False, schedule="cosine")
+    h_compiled, h_eager = compiled.fit(batches), eager.fit(batches)
+    assert compiled.compiled and not eager.compiled
     assert h_compiled[0]["train_loss"] == pytest.approx(h_eager[0]["train_loss"], abs=1e-4)
+    assert h_compiled[0]["lr"] == pytest.approx(h_eager[0]["lr"])
     for name, value in compiled.weights().items():
         torch.testing.assert_close(value, eager.weights()[name], atol=1e-4, rtol=1e-3)
+    tensors, meta = compiled.state_dict()  # the tensor learning rate is saved as a number
+    json.dumps(meta)
+    resumed = make_trainer(epochs=1, compile=True, schedule="cosine")
+    resumed.load_state_dict(tensors, meta)
+    assert torch.is_tensor(resumed.optimizer.param_groups[0]["lr"])
+    assert resumed.current_lr() == pytest.approx(compiled.current_lr())
+
+
+def test_a_compiler_that_cannot_build_falls_back_to_eager_under_auto(digits, monkeypatch):
+    import torch._inductor.config as inductor_config
+
+    from cnnlab.engine import device
+
+    (images, labels), _ = digits
+    monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/c++",))  # a machine without a C++ compiler
+    monkeypatch.setattr(device, "COMPILE_MIN_IMAGES", 100)  # so 'auto' compiles this small run
+    trainer = make_trainer(epochs=1, compile="auto")
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        history = trainer.fit((images[:128], labels[:128]))
+    assert not trainer.compiled and math.isfinite(history[0]["train_loss"])
+    eager = make_trainer(epochs=1, compile=False)
+    assert untimed(eager.fit((images[:128], labels[:128]))) == untimed(history)
+    torch._dynamo.reset()
+    strict = make_trainer(epochs=1, compile=True)
+    with pytest.raises(ConfigError, match="torch.compile failed.*train.compile=false"):
+        strict.fit((images[:128], labels[:128]))
+
+
+def test_auto_compile_only_where_it_was_measured_to_pay():
+    from cnnlab.engine.device import resolve_compile
+    from cnnlab.models.profile import profile_model
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    lenet, rescnn = (profile_model(name, 10, 1, 28).macs for name in ("lenet5", "rescnn"))
+    assert resolve_compile("auto", cpu, lenet, 60_000 * 20)
+    assert not resolve_compile("auto", cpu, lenet, 12_000 * 3)  # compiling would cost more than it saves
+    assert not resolve_compile("auto", cpu, rescnn, 60_000 * 20)  # convolution-bound: measured slower
+    assert not resolve_compile("auto", cuda, lenet, 60_000 * 20)
+    assert resolve_compile(True, cpu, rescnn, 1) and not resolve_compile(False, cpu, lenet, 10**9)
+    with pytest.raises(ConfigError, match="auto, true or false"):
+        resolve_compile("yes", cpu, lenet, 1)
 
 
 def test_auto_precision_follows_the_hardware():

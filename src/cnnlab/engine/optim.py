@@ -12,16 +12,25 @@ OPTIMIZERS = ("sgd", "sgd_nesterov", "adagrad", "rmsprop", "adam", "adamw", "ada
 SCHEDULES = ("none", "cosine", "onecycle", "step")
 
 
-def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.9):
+# torch has single-kernel ("fused") CPU and CUDA versions of these; the others use the multi-tensor path
+FUSED = ("sgd", "sgd_nesterov", "adagrad", "adam", "adamw")
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.9,
+                   lr_as_tensor: bool = False):
+    """lr_as_tensor: hold the learning rate in a 0-d tensor, so a compiled step that reads it is not
+    recompiled each time the schedule changes it."""
+    lr = torch.tensor(float(lr), dtype=torch.float64) if lr_as_tensor else lr
+    speed = {"fused": True} if name in FUSED else {"foreach": True}
     if name in ("sgd", "sgd_nesterov"):
         nesterov = name == "sgd_nesterov"
         return torch.optim.SGD(params, lr=lr, momentum=momentum or (0.9 if nesterov else 0.0), nesterov=nesterov,
-                               weight_decay=weight_decay)
+                               weight_decay=weight_decay, **speed)
     adaptive = {"adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam,
                 "adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax, "nadam": torch.optim.NAdam}
     if name not in adaptive:
         raise ConfigError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}. Got {name!r} instead.")
-    return adaptive[name](params, lr=lr, weight_decay=weight_decay)
+    return adaptive[name](params, lr=lr, weight_decay=weight_decay, **speed)
 
 
 def lr_factor(schedule: str, step: int, total_steps: int, warmup_steps: int = 0, step_every: int = 1,

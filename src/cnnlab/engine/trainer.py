@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,7 @@ from ..config import TrainConfig
 from ..errors import CnnlabError, ConfigError
 from .augment import Augmentation, augment
 from .callbacks import Callback, History
-from .device import resolve_amp, resolve_device, set_threads, tune_backends
+from .device import resolve_amp, resolve_compile, resolve_device, set_threads, tune_backends
 from .optim import lr_factor, make_optimizer
 
 
@@ -80,9 +81,11 @@ class Trainer:
         self.loss_fn = (loss if loss is not None else torch.nn.CrossEntropyLoss(
             label_smoothing=config.label_smoothing)).to(self.device)
         self.augmentation = augmentation or Augmentation()
+        # a tensor learning rate whenever the step may be compiled, so schedule changes never recompile it
         self.optimizer = make_optimizer(config.optimizer, self.module.parameters(), config.lr,
-                                        config.weight_decay, config.momentum)
-        self.forward = torch.compile(self.module) if config.compile else self.module
+                                        config.weight_decay, config.momentum, lr_as_tensor=config.compile is not False)
+        self.compiled = False  # decided in fit(): train.compile and, for 'auto', the model's size and the work
+        self._train_step = self._eager_step
         self.history = History()
         # History first: a checkpoint written at an epoch's end (ModelCheckpoint, placed last) holds it complete
         self.callbacks: list[Callback] = [self.history, *callbacks]
@@ -107,11 +110,13 @@ class Trainer:
         return c.lr * factor * self.lr_scale
 
     def current_lr(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
+        return float(self.optimizer.param_groups[0]["lr"])
 
     def _set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
-            if group["lr"] != lr:
+            if torch.is_tensor(group["lr"]):
+                group["lr"].fill_(lr)
+            elif group["lr"] != lr:
                 group["lr"] = lr
 
     # ---- weights and state -------------------------------------------------------------------
@@ -138,7 +143,8 @@ class Trainer:
             "lr_scale": self.lr_scale,
             "stop_training": self.stop_training,  # a run stopped early stays stopped when resumed
             "stop_reason": self.stop_reason,
-            "param_groups": optim["param_groups"],
+            "param_groups": [{k: float(v) if torch.is_tensor(v) else v for k, v in group.items()}
+                             for group in optim["param_groups"]],
             "optim_scalars": scalars,
             "callbacks": {key: c.state_dict() for key, c in self._callback_keys() if c.state_dict()},
         }
@@ -148,13 +154,21 @@ class Trainer:
         model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         self.module.load_state_dict(model_state)
         state: dict[int, dict] = {}
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
         for key, value in tensors.items():
             if key.startswith("optim."):
                 _, index, name = key.split(".", 2)
+                param = params[int(index)]
+                if value.shape == param.shape:  # back in the parameter's layout (channels_last): fused kernels need it
+                    value = torch.empty_like(param, dtype=value.dtype).copy_(value)
                 state.setdefault(int(index), {})[name] = value
         for index, values in meta["optim_scalars"].items():
             state.setdefault(int(index), {}).update(values)
+        lr_is_tensor = torch.is_tensor(self.optimizer.param_groups[0]["lr"])
         self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        if lr_is_tensor:
+            for group in self.optimizer.param_groups:
+                group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float64)
         self.epoch = meta["epoch"]
         self.lr_scale = meta["lr_scale"]
         self.stop_training = meta.get("stop_training", False)
@@ -191,6 +205,7 @@ class Trainer:
         val_data = self._to_device(*val) if val is not None else None
         batch = self.config.batch_size
         self.steps_per_epoch = math.ceil(len(labels) / batch)
+        self._choose_step(images, (self.epochs - self.epoch) * len(labels))
         self._set_lr(self.lr_at(self.epoch * self.steps_per_epoch))
         self._call("on_train_begin", {"initial_epoch": self.epoch, "steps": self.steps_per_epoch})
         try:
@@ -224,9 +239,9 @@ class Trainer:
             index = order[step * batch:(step + 1) * batch]
             lr = self.lr_at(first_step + step)
             self._set_lr(lr)
-            loss, logits, target = self._step(images[index], labels[index], augment_fn)
-            loss_sum.add_(loss.detach().float(), alpha=len(index))
-            correct.add_((logits.argmax(1) == target).sum())
+            loss, hits = self._step(images[index], labels[index], augment_fn)
+            loss_sum.add_(loss, alpha=len(index))
+            correct.add_(hits)
             seen += len(index)
             now = time.perf_counter()
             if now - last_sync > self.sync_every or step == self.steps_per_epoch - 1:
@@ -247,16 +262,47 @@ class Trainer:
         return lambda x: augment(x, aug, generator)
 
     def _step(self, images, target, augment_fn):
+        """(mean loss, correct predictions) of one optimizer step on a uint8 batch."""
         x = self.transform(images, augment=augment_fn)
+        try:
+            return self._train_step(x, target)
+        except CnnlabError:
+            raise
+        except Exception as error:  # compiling happens on the first call; nothing was updated if it failed
+            if not self.compiled or not _is_compile_failure(error):
+                raise
+            if self.config.compile is True:
+                raise ConfigError(f"torch.compile failed ({type(error).__name__}: {str(error).splitlines()[0]}); "
+                                  f"set train.compile=false (or auto) to train without it") from error
+            warnings.warn(f"torch.compile failed ({type(error).__name__}); training without it", stacklevel=2)
+            self.compiled, self._train_step = False, self._eager_step
+            return self._train_step(x, target)
+
+    def _eager_step(self, x, target):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp == "bf16"):
-            logits = self.forward(x)
+            logits = self.module(x)
             loss = self.loss_fn(logits, target)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.config.grad_clip)
         self.optimizer.step()
-        return loss, logits, target
+        return loss.detach().float(), (logits.detach().argmax(1) == target).sum()
+
+    def _choose_step(self, images, images_to_train: int) -> None:
+        """Compile the whole step (forward, loss, backward, optimizer) when train.compile says so:
+        compiling only the forward left LeNet-5's backward and optimizer as many small kernels."""
+        if self.compiled or self.config.compile is False:
+            return
+        macs = None
+        if self.config.compile == "auto":
+            from ..models.profile import count_macs
+
+            macs = count_macs(self.module, self.transform(images[:1]).shape[1:])
+        if resolve_compile(self.config.compile, self.device, macs, images_to_train):
+            self.compiled = True
+            # one graph per batch shape (the full batch and the last one) instead of a slower dynamic one
+            self._train_step = torch.compile(self._eager_step, dynamic=False)
 
     # ---- evaluation ---------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -288,7 +334,7 @@ class Trainer:
 
     def _infer(self, images):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp == "bf16"):
-            return self.forward(self.transform(images)).float()
+            return self.module(self.transform(images)).float()
 
     def evaluate(self, images, labels) -> EvalResult:
         """Plain cross-entropy (comparable across loss settings), accuracy, top-5, macro-F1."""
@@ -319,6 +365,15 @@ def summarize(logits, labels, seconds: float = math.nan, timed: int = 0) -> Eval
                               zero_division=0)) if len(labels_np) else math.nan
     return EvalResult(loss, accuracy, top5, macro_f1, logits.cpu().numpy(), labels_np, seconds,
                       timed / seconds if timed and seconds > 0 else math.nan)
+
+
+def _is_compile_failure(error: Exception) -> bool:
+    """torch.compile could not build the step (e.g. no C++ compiler), as opposed to an error of the step itself."""
+    import torch._dynamo.exc
+    import torch._inductor.exc
+
+    return isinstance(error, (torch._dynamo.exc.BackendCompilerFailed, torch._dynamo.exc.InternalTorchDynamoError,
+                              torch._inductor.exc.InductorError))
 
 
 def _sync(device) -> None:
