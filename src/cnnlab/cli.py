@@ -37,6 +37,8 @@ data_app = typer.Typer(no_args_is_help=True, help="Find, add and explore dataset
 app.add_typer(data_app, name="data")
 models_app = typer.Typer(no_args_is_help=True, help="List, size and inspect models.")
 app.add_typer(models_app, name="models")
+study_app = typer.Typer(no_args_is_help=True, help="Run ablations and grids over seeds; status; tables.")
+app.add_typer(study_app, name="study")
 
 
 @app.callback()
@@ -387,6 +389,118 @@ def quickstart(out: Path = typer.Option(Path("quickstart"), "-o", "--out", help=
                       f"{row.images_per_s:,.0f}")
     console.print(table)
     console.print(f"results: {out / 'results.csv'}; runs: {out / 'runs'}", highlight=False)
+
+
+@study_app.command("run")
+def study_run(
+    study_file: Path = typer.Argument(..., help="A study YAML (name, base, ablate, grid, seeds, imports)."),
+    out: Path = typer.Option(None, "-o", "--out", help="Study folder (default studies/<name>)."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Cells at a time (process executor)."),
+    executor: str = typer.Option("local", "--executor", "-e", help="local, process or ray"),
+    address: str = typer.Option(None, "--address", help="Ray cluster: auto or HOST:PORT (default: a local one)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the cells and estimate the time; run nothing."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed cells again (from their checkpoint)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch progress (local executor)."),
+):
+    """Run every unfinished cell of a study; run it again after an interruption to resume.
+
+    Example: cnnlab study run configs/studies/optimizer.yaml --executor process --workers 2
+    Example: cnnlab study run configs/studies/activation.yaml --dry-run
+    """
+    from .experiments.study import run_study
+
+    if dry_run:
+        return _study_dry_run(study_file, out, workers)
+    run = run_study(study_file, out, workers=workers, executor=executor, address=address,
+                    retry_failed=retry_failed, console=err_console, progress=not quiet)
+    _print_study_tables(run.folder.path)
+
+
+def _study_dry_run(study_file: Path, out: Path | None, workers: int) -> None:
+    from .experiments.study import describe_seconds, estimate_seconds, open_study
+
+    run = open_study(study_file, out, workers, need_data=False)
+    total, per_cell = estimate_seconds(run, workers)
+    table = Table(title=f"study {run.plan.spec.name}: {len(run.plan.cells)} cells, {run.plan.threads} threads each "
+                        f"→ {run.folder.path}")
+    for column in ("cell", "state", "train images", "params", "estimate"):
+        table.add_column(column, justify="left" if column in ("cell", "state") else "right")
+    for cell in run.plan.cells:
+        facts = run.facts[cell.key]
+        state = run.folder.cell_state(cell) if run.folder.exists() else "pending"
+        table.add_row(cell.name, state, f"{facts['train_images']:,}", f"{facts['params']:,}",
+                      describe_seconds(per_cell[cell.key]))
+    console.print(table)
+    missing = sorted({c.config["data"]["name"] for c in run.plan.cells if not run.facts[c.key]["present"]})
+    if missing:
+        console.print(f"data not on this machine yet: {', '.join(missing)} (cnnlab data download NAME)")
+    console.print(f"estimated time on this machine with {workers} worker(s): [bold]{describe_seconds(total)}[/] "
+                  f"(from a short timed probe of each model; nothing was run)")
+    if total > 86400:
+        console.print("[yellow]this study takes more than a day here: consider a GPU, a Ray cluster "
+                      "(--executor ray), fewer seeds, or a data.subset[/]")
+
+
+@study_app.command("status")
+def study_status_command(study_dir: Path = typer.Argument(..., help="A study folder.")):
+    """Cells finished / running / failed / interrupted / pending, and each cell's state.
+
+    Example: cnnlab study status studies/emnist-optimizers
+    """
+    from .experiments.study import study_status
+
+    status = study_status(study_dir)
+    table = Table(title=f"study {status['name']}: " + ", ".join(f"{n} {s}" for s, n in status["counts"].items()))
+    table.add_column("cell")
+    table.add_column("state")
+    for cell, state in status["cells"].items():
+        table.add_row(cell, state)
+    console.print(table)
+
+
+@study_app.command("table")
+def study_table(
+    study_dir: Path = typer.Argument(..., help="A study folder."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text, markdown, csv or latex"),
+    out: Path = typer.Option(None, "-o", "--out", help="Write to this file instead of printing."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the tests."),
+):
+    """Per factor: mean ± 95 % CI over seeds, the best value by validation, its significance vs the base.
+
+    Example: cnnlab study table studies/emnist-optimizers --format latex -o optimizers.tex
+    """
+    from .analysis.study_table import study_tables, to_csv, to_latex, to_markdown
+
+    writers = {"markdown": to_markdown, "csv": to_csv, "latex": to_latex}
+    if fmt not in (*writers, "text"):
+        raise ConfigError(f"--format must be text, markdown, csv or latex. Got {fmt!r} instead.")
+    if fmt == "text":
+        if out is not None:
+            raise ConfigError("--out needs --format markdown, csv or latex")
+        return _print_study_tables(study_dir, alpha)
+    text = writers[fmt](study_tables(study_dir, alpha))
+    if out is None:
+        console.print(text, highlight=False, markup=False, soft_wrap=True)
+    else:
+        from .runfolder import atomic_write
+
+        atomic_write(out, text)
+        console.print(f"wrote {out}")
+
+
+def _print_study_tables(study_dir: Path, alpha: float = 0.05) -> None:
+    from .analysis.study_table import HEADINGS, formatted_row, study_tables
+
+    for factor_table in study_tables(study_dir, alpha):
+        table = Table(title=f"{factor_table.factor} (mean ± 95 % CI over seeds; ★ best by validation accuracy)")
+        for heading in HEADINGS:
+            table.add_column(heading, justify="left" if heading == "value" else "right")
+        for row in factor_table.rows:
+            table.add_row(*formatted_row(row))
+        console.print(table)
+        console.print(factor_table.verdict + ".", highlight=False)
+        for note in factor_table.notes:
+            console.print(f"note: {note}.", highlight=False)
 
 
 def main() -> None:

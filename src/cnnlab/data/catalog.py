@@ -304,6 +304,7 @@ class DatasetSpec:
     description: str
     flips_allowed: bool = False
     num_classes: int = 0  # when `classes` come from the files (CIFAR)
+    image_shape: tuple[int, int, int] = (1, 28, 28)  # channels, height, width: known before the files are
 
     def __post_init__(self):
         if not self.num_classes:
@@ -348,13 +349,13 @@ _register(DatasetSpec(
     }), ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
     {"train": 60_000, "test": 10_000}, "Kuzushiji-MNIST cursive hiragana (28×28)"))
 _register(DatasetSpec("cifar10", CifarSource("cifar10"), (), {"train": 50_000, "test": 10_000},
-                      "CIFAR-10 colour images (32×32)", flips_allowed=True, num_classes=10))
+                      "CIFAR-10 colour images (32×32)", flips_allowed=True, num_classes=10, image_shape=(3, 32, 32)))
 _register(DatasetSpec("cifar100", CifarSource("cifar100"), (), {"train": 50_000, "test": 10_000},
-                      "CIFAR-100, 100 fine classes (32×32)", flips_allowed=True, num_classes=100))
+                      "CIFAR-100, 100 fine classes (32×32)", flips_allowed=True, num_classes=100, image_shape=(3, 32, 32)))
 _register(DatasetSpec("cifar100-coarse", CifarSource("cifar100-coarse"), (), {"train": 50_000, "test": 10_000},
-                      "CIFAR-100, 20 superclasses (32×32)", flips_allowed=True, num_classes=20))
+                      "CIFAR-100, 20 superclasses (32×32)", flips_allowed=True, num_classes=20, image_shape=(3, 32, 32)))
 _register(DatasetSpec("digits", DigitsSource(), _DIGITS, {"train": 1_437, "test": 360},
-                      "scikit-learn 8×8 handwritten digits (offline)"))
+                      "scikit-learn 8×8 handwritten digits (offline)", image_shape=(1, 8, 8)))
 
 
 def families() -> dict[str, list[str]]:

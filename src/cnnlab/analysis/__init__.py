@@ -1,0 +1,1 @@
+"""Analysis: metrics, statistics and tables, read from run and study folders only."""

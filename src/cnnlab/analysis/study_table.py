@@ -1,0 +1,183 @@
+"""A study's results: one frame of every cell, and per factor the reference study's table (value,
+test loss, test accuracy, macro-F1, training time, parameters) as mean ± 95 % CI over seeds, the best
+value chosen by validation accuracy, and whether its lead over the base is significant (paired over
+seeds, Holm-corrected within the factor). Reads only the study's manifest and run folders."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..studyfolder import StudyFolder
+from .stats import holm, mean_ci, paired_test
+
+COLUMNS = [  # (frame column, table heading, scale, digits)
+    ("test_loss", "test loss", 1.0, 4),
+    ("test_accuracy", "test acc %", 100.0, 2),
+    ("test_macro_f1", "macro-F1 %", 100.0, 2),
+    ("train_seconds", "train s", 1.0, 1),
+    ("params", "params", 1.0, 0),
+    ("val_accuracy", "val acc %", 100.0, 2),
+]
+
+
+def collect_results(path: str | Path):
+    """A pandas frame with one row per (factor, value, seed): the cell, its state and its metrics."""
+    import pandas as pd
+
+    folder = StudyFolder(path)
+    cells = {c.name: c for c in folder.cells()}
+    rows = []
+    for row in folder.rows():
+        run = folder.run(row.cell)
+        state = folder.cell_state(cells[row.cell])
+        record = {"factor": row.factor, "value": row.value, "seed": row.seed, "cell": row.cell, "status": state}
+        if state in ("finished", "failed"):
+            summary = run.read_summary()
+            record["error"] = summary.get("error")
+            for split in ("val", "test"):
+                for metric, value in (summary.get(split) or {}).items():
+                    record[f"{split}_{metric}"] = value
+            for key in ("params", "train_seconds", "images_per_s", "best_epoch", "epochs_run"):
+                record[key] = summary.get(key)
+        rows.append(record)
+    frame = pd.DataFrame(rows)
+    for column, *_ in COLUMNS:
+        if column not in frame:
+            frame[column] = math.nan
+    return frame
+
+
+@dataclass
+class FactorTable:
+    factor: str
+    rows: list[dict]  # value, n, then per COLUMNS key a MeanCI, plus delta / p / p_holm / best
+    best: str | None  # the value with the highest mean validation accuracy
+    verdict: str  # one sentence on the best value's lead over the base
+    notes: list[str] = field(default_factory=list)
+
+
+def study_tables(path: str | Path, alpha: float = 0.05) -> list[FactorTable]:
+    """One table per factor (the base alone when the study ablates nothing)."""
+    frame = collect_results(path)
+    finished = frame[frame["status"] == "finished"]
+    base = finished[finished["factor"] == "base"].set_index("seed")
+    base_cells = set(frame[frame["factor"] == "base"]["cell"])
+    factors = [f for f in dict.fromkeys(frame["factor"]) if f != "base"] or ["base"]
+    tables = []
+    for factor in factors:
+        listed = frame[frame["factor"] == factor]
+        values = list(dict.fromkeys(listed["value"]))
+        # the value whose cells are the base's cells (an ablation value equal to the base) stands for it
+        same = [v for v in values if set(listed[listed["value"] == v]["cell"]) == base_cells]
+        if factor != "base" and not same:
+            values = ["base", *values]
+        rows = []
+        for value in values:
+            is_base = value == "base" or value in same
+            cells = base.reset_index() if is_base else finished[(finished["factor"] == factor) &
+                                                                 (finished["value"] == value)]
+            row = {"value": value if value == "base" or not is_base else f"{value} (base)", "n": len(cells),
+                   "is_base": is_base}
+            for column, *_ in COLUMNS:
+                row[column] = mean_ci(cells[column].tolist())
+            row.update(delta=math.nan, p=math.nan, p_holm=math.nan, note="")
+            if not is_base and len(cells):
+                paired = cells.set_index("seed").join(base["test_accuracy"], rsuffix="_base", how="inner")
+                test = paired_test(paired["test_accuracy"], paired["test_accuracy_base"], alpha)
+                row.update(delta=test.mean_difference, p=test.t_p, note=test.note)
+            rows.append(row)
+        adjusted = holm([r["p"] for r in rows])
+        for row, p in zip(rows, adjusted):
+            row["p_holm"] = p
+        scored = [r for r in rows if math.isfinite(r["val_accuracy"].mean)]
+        best = max(scored, key=lambda r: r["val_accuracy"].mean) if scored else None
+        for row in rows:
+            row["best"] = row is best
+        tables.append(FactorTable(factor, rows, best["value"] if best else None, _verdict(factor, rows, best, alpha),
+                                  sorted({r["note"] for r in rows if r["note"]})))
+    return tables
+
+
+def _verdict(factor: str, rows: list[dict], best: dict | None, alpha: float) -> str:
+    if best is None:
+        return "no finished cells yet"
+    if factor == "base":
+        return "the base configuration alone"
+    if best["is_base"]:
+        return f"the base value is the best of {factor} by validation accuracy"
+    name = best["value"]
+    if not math.isfinite(best["p_holm"]):
+        return (f"best by validation: {name}; its test-accuracy lead over the base ({best['delta'] * 100:+.2f} points) "
+                f"cannot be tested with {best['n']} seed(s)")
+    significant = best["p_holm"] < alpha
+    return (f"best by validation: {name}; test accuracy {best['delta'] * 100:+.2f} points over the base, paired t "
+            f"p = {best['p']:.3g} (Holm {best['p_holm']:.3g}): "
+            f"{'significant' if significant else 'not significant'} at {alpha:g}")
+
+
+# ---- formats ------------------------------------------------------------------------------------
+def formatted_row(row: dict) -> list[str]:
+    """A table row as the strings every format shows (★ marks the best value by validation)."""
+    out = [("★ " if row["best"] else "") + row["value"], str(row["n"])]
+    for column, _, scale, digits in COLUMNS:
+        out.append(row[column].format(scale, digits) if column != "params" else _params(row[column].mean))
+    out.append(f"{row['delta'] * 100:+.2f}" if math.isfinite(row["delta"]) else "")
+    out.append(f"{row['p_holm']:.3g}" if math.isfinite(row["p_holm"]) else "")
+    return out
+
+
+def _params(value: float) -> str:
+    return f"{value:,.0f}" if math.isfinite(value) else "—"
+
+
+HEADINGS = ["value", "seeds", *[c[1] for c in COLUMNS], "Δ test acc (points)", "p (Holm)"]
+
+
+def to_markdown(tables: list[FactorTable]) -> str:
+    parts = []
+    for table in tables:
+        lines = [f"### {table.factor}", "", "| " + " | ".join(HEADINGS) + " |",
+                 "|" + "|".join(["---"] + ["---:"] * (len(HEADINGS) - 1)) + "|"]
+        lines += ["| " + " | ".join(formatted_row(r)) + " |" for r in table.rows]
+        lines += ["", table.verdict + "."] + [f"Note: {n}." for n in table.notes]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+def to_csv(tables: list[FactorTable]) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    header = ["factor", "value", "seeds", "best"]
+    for column, *_ in COLUMNS:
+        header += [f"{column}_mean", f"{column}_ci95"]
+    writer.writerow(header + ["delta_test_accuracy", "p", "p_holm"])
+    for table in tables:
+        for r in table.rows:
+            line = [table.factor, r["value"], r["n"], r["best"]]
+            for column, *_ in COLUMNS:
+                line += [r[column].mean, r[column].half_width]
+            writer.writerow(line + [r["delta"], r["p"], r["p_holm"]])
+    return out.getvalue()
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
+                 ("±", r"$\pm$"), ("★ ", r"$\star$ "), ("Δ", r"$\Delta$")):
+        text = text.replace(a, b)
+    return text
+
+
+def to_latex(tables: list[FactorTable]) -> str:
+    parts = []
+    for table in tables:
+        lines = [f"% {table.factor}: {table.verdict}", r"\begin{tabular}{l" + "r" * (len(HEADINGS) - 1) + "}",
+                 r"\hline", " & ".join(_latex_escape(h) for h in HEADINGS) + r" \\", r"\hline"]
+        lines += [" & ".join(_latex_escape(c) for c in formatted_row(r)) + r" \\" for r in table.rows]
+        lines += [r"\hline", r"\end{tabular}"]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"

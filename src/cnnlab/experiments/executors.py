@@ -1,0 +1,197 @@
+"""Where a study's cells run: in this process, in a local process pool, or as Ray tasks.
+
+Every executor calls the same `run_cell`, which makes a cell idempotent: a finished cell is returned
+as it is, an unfinished one resumes from its checkpoint, and a cell another live process holds is
+left alone (its lock). So a killed study, a retried Ray task or two study processes on one folder
+never run a finished cell twice.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+EXECUTORS = ("local", "process", "ray")
+
+
+@dataclass(frozen=True)
+class CellJob:
+    study: str  # the study folder (shared by every node for Ray)
+    name: str
+    key: str
+    config: dict
+    imports: tuple[str, ...] = ()
+    search_path: tuple[str, ...] = ()
+    retry_failed: bool = False
+
+
+def run_cell(job: CellJob, progress: bool = False, console=None) -> dict:
+    """Run one cell to its end; returns {cell, status, seconds, error}. status: finished | failed |
+    busy (another live process holds it). Errors of the cell are recorded in its folder, not raised."""
+    from ..runfolder import RunFolder
+    from ..studyfolder import StudyFolder
+    from .plan import import_user_modules
+    from .run import train_run
+
+    import_user_modules(list(job.imports), list(job.search_path))
+    study = StudyFolder(job.study)
+    folder: RunFolder = study.run(job.name)
+    status = folder.status
+    if status == "finished" or (status == "failed" and not job.retry_failed):
+        return {"cell": job.name, "status": status, "seconds": 0.0, "error": _error(folder), "ran": False}
+    lock = study.lock(job.key)
+    if not lock.acquire():
+        return {"cell": job.name, "status": "busy", "seconds": 0.0, "error": None, "ran": False}
+    started = time.perf_counter()
+    try:
+        if folder.status == "finished":  # finished by another process between our look and our lock
+            return {"cell": job.name, "status": "finished", "seconds": 0.0, "error": None, "ran": False}
+        try:
+            train_run(job.config, folder.path, resume=folder.has_content(), progress=progress, console=console)
+        except Exception as exc:  # noqa: BLE001 - a failed cell is recorded and the study goes on
+            if folder.status != "failed":
+                folder.write_summary({"status": "failed", "error": f"{type(exc).__name__}: {exc}", "val": None,
+                                      "test": None, "best_epoch": None})
+        return {"cell": job.name, "status": folder.status, "seconds": time.perf_counter() - started,
+                "error": _error(folder), "ran": True}
+    finally:
+        lock.release()
+
+
+def _error(folder) -> str | None:
+    try:
+        return folder.read_summary().get("error")
+    except Exception:  # noqa: BLE001 - no summary yet
+        return None
+
+
+# ---- executors ----------------------------------------------------------------------------------
+class LocalExecutor:
+    """One cell after another in this process, with the per-epoch progress of the running one."""
+
+    def __init__(self, console=None, progress: bool = True):
+        self.console, self.progress = console, progress
+
+    def run(self, jobs: list[CellJob]) -> Iterator[dict]:
+        for job in jobs:
+            yield run_cell(job, progress=self.progress, console=self.console)
+
+
+def _die_with_parent(parent: int) -> None:
+    """A pool worker must not outlive the study process (a kill -9 of the study included): Linux's
+    parent-death signal where there is one, and a watchdog thread everywhere."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="cnnlab-parent-watch").start()
+
+
+def _worker_init(parent: int, imports: tuple[str, ...], search_path: tuple[str, ...]) -> None:
+    _die_with_parent(parent)
+    from .plan import import_user_modules
+
+    import_user_modules(list(imports), list(search_path))
+
+
+class ProcessExecutor:
+    """A local pool of `workers` processes (spawned, so no worker inherits torch's threads or locks);
+    each cell uses the thread count in its config, which the study set to a fair share of the cores."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def run(self, jobs: list[CellJob]) -> Iterator[dict]:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        if not jobs:
+            return
+        first = jobs[0]
+        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_init, initargs=(os.getpid(), first.imports, first.search_path))
+        futures = {pool.submit(run_cell, job): job for job in jobs}
+        try:
+            for future in as_completed(futures):
+                try:
+                    yield future.result()
+                except BrokenProcessPool as exc:
+                    yield {"cell": futures[future].name, "status": "interrupted", "seconds": 0.0,
+                           "error": f"a worker process died ({exc}); run the study again to resume", "ran": False}
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RayExecutor:
+    """Each cell a Ray task asking for its CPU threads (and a GPU when the cluster has them); the
+    study folder must be on a path every node shares. Ray's retries after a lost worker call
+    run_cell again, which resumes the cell or returns it finished: never a second full run."""
+
+    def __init__(self, address: str | None = None, gpus_per_cell: float | None = None, max_retries: int = 3):
+        self.address, self.gpus_per_cell, self.max_retries = address, gpus_per_cell, max_retries
+
+    def run(self, jobs: list[CellJob]) -> Iterator[dict]:
+        try:
+            import ray
+        except ImportError:
+            from ..errors import ConfigError
+
+            raise ConfigError("the ray executor needs Ray: pip install 'cnnlab[ray]' (or pip install ray)") from None
+        started_here = not ray.is_initialized()
+        if started_here:
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                     configure_logging=True)
+        try:
+            gpus = self.gpus_per_cell
+            if gpus is None:
+                gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+            task = ray.remote(run_cell)
+            refs = {}
+            for job in jobs:
+                threads = int(job.config.get("train", {}).get("threads") or 1)
+                refs[task.options(num_cpus=threads, num_gpus=gpus, max_retries=self.max_retries,
+                                  retry_exceptions=False, name=f"cnnlab-cell {job.name}").remote(job)] = job
+            pending = list(refs)
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                try:
+                    yield ray.get(done[0])
+                except ray.exceptions.RayError as exc:
+                    yield {"cell": refs[done[0]].name, "status": "interrupted", "seconds": 0.0,
+                           "error": f"the Ray task was lost ({type(exc).__name__}); run the study again to resume",
+                           "ran": False}
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+def make_executor(name: str, workers: int = 1, address: str | None = None, console=None, progress: bool = True):
+    from ..errors import ConfigError
+
+    if name == "local":
+        if workers != 1:
+            raise ConfigError("--workers needs --executor process (or ray); the local executor runs one cell at a time")
+        return LocalExecutor(console, progress)
+    if name == "process":
+        return ProcessExecutor(workers)
+    if name == "ray":
+        return RayExecutor(address)
+    raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}. Got {name!r} instead.")
+

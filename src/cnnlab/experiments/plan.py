@@ -1,0 +1,262 @@
+"""Study files and their cells: a base config, one-factor ablations and/or a grid, over seeds.
+
+    name: emnist-optimizers
+    base: {data: emnist-balanced, model: {name: rescnn, blocks: 2}, train: {epochs: 50, batch_size: 500}}
+    ablate: {train.optimizer: [sgd, adam], model.activation: [relu, gelu]}   # one factor at a time
+    grid: {}                                                                 # or a cartesian product
+    seeds: 5                                                                 # or a list: [0, 3, 7]
+    imports: [my_models]                                                     # modules that register things
+
+Every cell is validated before anything runs: its config (keys, types, ranges), its dataset and its
+model options. A cell is named readably and by a hash of its validated config (seed and thread count
+included), so an ablation value equal to the base is the base cell, run once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import itertools
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..config import RunConfig, build_config, set_dotted, to_dict
+from ..errors import CnnlabError, ConfigError
+from ..studyfolder import CellRecord, RowRecord
+
+DEFAULT_SEEDS = 5
+
+
+class StudySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="the study's name (its default folder)")
+    description: str = ""
+    base: dict[str, Any] = Field(default_factory=dict, description="the run config every cell starts from")
+    ablate: dict[str, list[Any]] = Field(default_factory=dict, description="dotted key -> values, one at a time")
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description="dotted key -> values, every combination")
+    seeds: int | list[int] = Field(DEFAULT_SEEDS, description="how many seeds (0..n-1), or which")
+    imports: list[str] = Field(default_factory=list, description="modules to import first (own models, datasets)")
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value):
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be at least 1")
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError("must be a non-empty list of distinct integers")
+        return value
+
+    @field_validator("ablate", "grid")
+    @classmethod
+    def _values(cls, value):
+        for key, values in value.items():
+            if not values:
+                raise ValueError(f"{key} has no values")
+        return value
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+def load_study(path: str | Path) -> tuple[StudySpec, Path]:
+    """Read and validate a study file (YAML, safe_load); returns the spec and the file's folder."""
+    path = Path(path)
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the study file ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: a study file is a mapping with name, base, ablate, grid, seeds, imports")
+    tree.setdefault("name", path.stem)
+    return parse_study(tree, str(path)), path.resolve().parent
+
+
+def parse_study(tree: dict, where: str = "the study") -> StudySpec:
+    try:
+        return StudySpec.model_validate(tree)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(p) for p in error["loc"])
+            if error["type"] == "extra_forbidden":
+                problems.append(f"unknown study key {key!r} (valid: {', '.join(StudySpec.model_fields)})")
+            else:
+                problems.append(f"{key}: {error['msg'].replace('Value error, ', '')} (got {error.get('input')!r})")
+        raise ConfigError(f"{where}: {'; '.join(problems)}") from None
+
+
+def import_user_modules(imports: list[str], search_path: list[str] = ()) -> None:
+    """Import the study's own modules (they register models or datasets) in this process."""
+    for folder in search_path:
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    for name in imports:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # the user's module: any error is theirs to see, in one line
+            raise ConfigError(f"imports: cannot import {name!r} ({type(exc).__name__}: {exc}); put {name}.py "
+                              f"beside the study file or on PYTHONPATH") from None
+
+
+# ---- cells --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    spec: StudySpec
+    cells: list[CellRecord]  # distinct runs, in the order they run
+    rows: list[RowRecord]  # the tables' rows: (factor, value, seed) -> cell
+    threads: int
+
+
+def config_key(config: RunConfig) -> str:
+    text = json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def value_label(value: Any) -> str:
+    """A short, file-name-safe label of a factor value: 'sgd', '0.001', '32-64', 'lenet5-activation_relu'."""
+    if isinstance(value, dict):
+        rest = [f"{k}_{value_label(v)}" for k, v in value.items() if k != "name"]
+        text = "-".join([str(value.get("name", "")), *rest]).strip("-")
+    elif isinstance(value, (list, tuple)):
+        text = "-".join(value_label(v) for v in value)
+    elif isinstance(value, float):
+        text = repr(value)
+    else:
+        text = str(value)
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text)[:80] or "_"
+
+
+def _short_names(keys: list[str]) -> dict[str, str]:
+    """Factor folder names: the last part of the key unless two factors share it."""
+    last = {k: k.split(".")[-1] for k in keys}
+    counts = {v: list(last.values()).count(v) for v in last.values()}
+    return {k: (last[k] if counts[last[k]] == 1 else k) for k in keys}
+
+
+def _with(base: dict, changes: dict) -> dict:
+    tree = json.loads(json.dumps(base))
+    for section in ("data", "model"):  # `data: NAME` short form, so a dotted change can go inside it
+        if isinstance(tree.get(section), str):
+            tree[section] = {"name": tree[section]}
+    for key, value in changes.items():
+        if key in ("data", "model") or "." in key:
+            set_dotted(tree, key, value)
+        else:
+            raise ConfigError(f"factor {key!r} must be a dotted config key such as train.lr or model.activation "
+                              f"(or a whole section: model, data)")
+    return tree
+
+
+def plan_study(spec: StudySpec, threads: int) -> Plan:
+    """Every cell of the study, validated as configs (keys, types, ranges); see check_plan for the rest."""
+    cells: dict[str, CellRecord] = {}
+    rows: list[RowRecord] = []
+    short = _short_names([*spec.ablate, *spec.grid])
+
+    def cell(folder: str, changes: dict, seed: int) -> CellRecord:
+        tree = _with(spec.base, changes)
+        tree.setdefault("train", {})
+        tree["train"] = {**tree["train"], "seed": seed}
+        tree["train"].setdefault("threads", threads)
+        try:
+            config = build_config(tree)
+        except ConfigError as exc:
+            where = ", ".join(f"{k}={value_label(v)}" for k, v in changes.items()) or "base"
+            raise ConfigError(f"study {spec.name!r}, cell {where}: {exc}") from None
+        key = config_key(config)
+        if key not in cells:
+            cells[key] = CellRecord(f"{folder}/seed={seed}-{key}", key, seed, to_dict(config))
+        return cells[key]
+
+    for seed in spec.seed_list:
+        base = cell("base", {}, seed)
+        rows.append(RowRecord("base", "base", seed, base.name))
+        for key, values in spec.ablate.items():
+            for value in values:
+                record = cell(f"{short[key]}={value_label(value)}", {key: value}, seed)
+                rows.append(RowRecord(key, value_label(value), seed, record.name))
+        if spec.grid:
+            keys = list(spec.grid)
+            for combo in itertools.product(*(spec.grid[k] for k in keys)):
+                label = ",".join(f"{short[k]}={value_label(v)}" for k, v in zip(keys, combo))
+                record = cell(label, dict(zip(keys, combo)), seed)
+                rows.append(RowRecord("grid", label, seed, record.name))
+    return Plan(spec, list(cells.values()), rows, threads)
+
+
+def check_plan(plan: Plan, need_data: bool = True) -> dict[str, dict]:
+    """Check what the config schema cannot: every dataset (present, when need_data), every model with
+    its options, the augmentation for its dataset. Returns facts per cell key: dataset size and shape,
+    the model's params and MACs (for the time estimate)."""
+    from ..data import DATASETS, load_dataset
+    from ..engine.augment import Augmentation
+    from ..models.profile import profile_model
+
+    datasets: dict[str, dict] = {}
+    models: dict[str, Any] = {}
+    facts = {}
+    for record in plan.cells:
+        config = build_config(record.config)
+        data = config.data
+        where = f"study {plan.spec.name!r}, cell {record.name}"
+        try:
+            if data.name not in datasets:
+                datasets[data.name] = _dataset_facts(data.name, need_data, DATASETS, load_dataset)
+            info = datasets[data.name]
+            Augmentation(**config.augment.model_dump()).check(info["flips_allowed"], data.name)
+            options = {k: v for k, v in config.model.model_dump().items() if k != "name"}
+            options.setdefault("channels_last", config.train.channels_last)
+            model_key = json.dumps([config.model.name, options, info["num_classes"], info["shape"]], sort_keys=True,
+                                   default=str)
+            if model_key not in models:
+                chans, height, width = info["shape"]
+                models[model_key] = profile_model(config.model.name, info["num_classes"], chans, (height, width),
+                                                  **options)
+            weights = config.train.class_weights
+            if isinstance(weights, list) and len(weights) != info["num_classes"]:
+                raise ConfigError(f"train.class_weights has {len(weights)} values but {data.name} has "
+                                  f"{info['num_classes']} classes")
+        except CnnlabError as exc:
+            raise type(exc)(f"{where}: {exc}") from None
+        profile = models[model_key]
+        train_images = _train_size(info["splits"], data)
+        facts[record.key] = {"train_images": train_images, "eval_images": round(train_images * 0.2),
+                             "params": profile.params, "macs": profile.macs, "present": info["present"]}
+    return facts
+
+
+def _dataset_facts(name, need_data, registry, load) -> dict:
+    if name in registry:
+        spec = registry.get(name)
+        present = bool(spec.source.present())
+        if not present and not need_data:  # a dry run plans a study whose data is not here yet
+            return {"num_classes": spec.num_classes, "shape": spec.image_shape, "splits": dict(spec.official),
+                    "flips_allowed": spec.flips_allowed, "present": False}
+    dataset = load(name, download=False, progress=False)  # also own data (idx:, csv:, folder:), or the error
+    return {"num_classes": dataset.num_classes, "shape": dataset.image_shape,
+            "splits": {split: len(dataset[split]) for split in dataset.splits},
+            "flips_allowed": dataset.flips_allowed, "present": True}
+
+
+def _train_size(splits: dict, data) -> int:
+    """Roughly how many images a cell trains on (for the time estimate)."""
+    if data.carve_from:
+        available = splits.get(data.carve_from, 0)
+        available -= data.test if data.test >= 1 else available * data.test
+    else:
+        available = splits.get("train", 0)
+    if data.subset is not None:
+        available = data.subset if data.subset >= 1 else available * data.subset
+    val = data.val if data.val >= 1 else available * data.val
+    return max(1, round(available - val))

@@ -1,0 +1,229 @@
+"""Run a study: plan and check every cell, write the manifest, estimate, run the cells that are not
+finished on an executor, and report progress. See plan.py for the study file, executors.py for where
+cells run, studyfolder.py for the folder."""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..studyfolder import CellRecord, StudyFolder
+from .executors import CellJob, make_executor
+from .plan import Plan, StudySpec, check_plan, import_user_modules, load_study, parse_study, plan_study
+
+PROBE_BATCH = 64
+STARTUP_SECONDS = 3.0  # a cell's own start: data from the cache, model build, folder writes (measured ~1-3 s)
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+@dataclass
+class StudyRun:
+    folder: StudyFolder
+    plan: Plan
+    facts: dict
+    outcomes: list[dict] = field(default_factory=list)
+    search_path: list[str] = field(default_factory=list)  # the study file's folder, for its imports
+
+    def counts(self) -> Counter:
+        return Counter(self.folder.cell_state(c) for c in self.plan.cells)
+
+
+def open_study(study: str | Path | dict | StudySpec, out: str | Path | None = None, workers: int = 1,
+               need_data: bool = True) -> StudyRun:
+    """Read, plan and check a study, and write (or update) its folder's manifest. Nothing runs."""
+    search_path: list[str] = []
+    if isinstance(study, StudySpec):
+        spec = study
+    elif isinstance(study, dict):
+        spec = parse_study(study)
+    else:
+        spec, where = load_study(study)
+        search_path = [str(where)]
+    import_user_modules(spec.imports, search_path)
+    folder = StudyFolder(out if out is not None else Path("studies") / spec.name)
+    threads = _threads(spec, folder, workers)
+    plan = plan_study(spec, threads)
+    facts = check_plan(plan, need_data=need_data)
+    return StudyRun(folder, plan, facts, search_path=search_path)
+
+
+def _threads(spec: StudySpec, folder: StudyFolder, workers: int) -> int:
+    """Each cell's CPU threads: the study's own train.threads, else what this folder's first run chose
+    (so a resumed or re-parallelised study computes the same numbers), else a fair share of the cores."""
+    given = (spec.base.get("train") or {}).get("threads") if isinstance(spec.base.get("train"), dict) else None
+    if given:
+        return int(given)
+    if folder.exists():
+        stored = folder.read_manifest().get("threads")
+        if stored:
+            return int(stored)
+    return max(1, available_cores() // max(1, workers))
+
+
+def write_manifest(run: StudyRun, source: str | None = None) -> None:
+    """The manifest lists this plan's cells and rows; cells of an earlier version of the study file
+    stay in their folders but leave the tables."""
+    previous = run.folder.read_manifest() if run.folder.exists() else {}
+    if previous and previous.get("name") != run.plan.spec.name:
+        raise ConfigError(f"{run.folder.path} holds study {previous.get('name')!r}, not {run.plan.spec.name!r}; "
+                          f"choose another --out")
+    run.folder.write_manifest({
+        "name": run.plan.spec.name,
+        "spec": run.plan.spec.model_dump(mode="json"),
+        "source": source or previous.get("source"),
+        "threads": run.plan.threads,
+        "created": previous.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "cells": [c.__dict__ for c in run.plan.cells],
+        "rows": [r.__dict__ for r in run.plan.rows],
+        "facts": run.facts,
+    })
+
+
+# ---- estimate ----------------------------------------------------------------------------------
+def estimate_seconds(run: StudyRun, workers: int = 1, cells: list[CellRecord] | None = None) -> tuple[float, dict]:
+    """Seconds the cells would take here, from a short timed probe of each distinct model/data/batch:
+    a few training steps on random images of the dataset's shape. Returns (total, seconds per cell key)."""
+    from ..config import build_config
+
+    cells = run.plan.cells if cells is None else cells
+    probes: dict[str, float] = {}
+    per_cell = {}
+    for record in cells:
+        config = build_config(record.config)
+        facts = run.facts[record.key]
+        probe_key = repr((config.model, config.data.name, config.train.batch_size, config.train.amp,
+                          config.train.channels_last, config.train.device, record.config["train"]["threads"]))
+        if probe_key not in probes:
+            probes[probe_key] = _probe_images_per_s(config)
+        speed = probes[probe_key]
+        epochs = config.train.epochs
+        seconds = (facts["train_images"] * epochs + facts["eval_images"] * epochs / 3) / speed + STARTUP_SECONDS
+        per_cell[record.key] = seconds
+    total = sum(per_cell.values())
+    return total / max(1, min(workers, len(cells) or 1)), per_cell
+
+
+def _probe_images_per_s(config) -> float:
+    import numpy as np
+    import torch
+
+    from ..config import replace
+    from ..data import DATASETS
+    from ..engine.trainer import Trainer
+    from ..models import create_model
+
+    shape = DATASETS.get(config.data.name).image_shape if config.data.name in DATASETS else (1, 28, 28)
+    num_classes = DATASETS.get(config.data.name).num_classes if config.data.name in DATASETS else 10
+    batch = min(config.train.batch_size, PROBE_BATCH)
+    options = {k: v for k, v in config.model.model_dump().items() if k != "name"}
+    options.setdefault("channels_last", config.train.channels_last)
+    torch.manual_seed(0)
+    built = create_model(config.model.name, num_classes, shape[0], shape[1:], **options)
+    train = replace(config, **{"train.epochs": 2, "train.batch_size": batch, "train.compile": False}).train
+    trainer = Trainer(built.module, built.transform, train)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (batch * 3, *shape), dtype=np.uint8)
+    labels = rng.integers(0, num_classes, batch * 3)
+    history = trainer.fit((images, labels))
+    return history[-1]["images_per_s"]
+
+
+def describe_seconds(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "unknown"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+# ---- running -----------------------------------------------------------------------------------
+def run_study(study: str | Path | dict | StudySpec, out: str | Path | None = None, *, workers: int = 1,
+              executor: str = "local", address: str | None = None, retry_failed: bool = False,
+              console=None, progress: bool = True) -> StudyRun:
+    """Run every cell of the study that is not finished yet (failed ones too with retry_failed) and
+    return the StudyRun; outcomes holds one record per cell this call looked at."""
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1. Got {workers} instead.")
+    executor_impl = make_executor(executor, workers, address, console, progress)
+    run = open_study(study, out, workers)
+    source = str(Path(study).resolve()) if isinstance(study, (str, Path)) else None
+    write_manifest(run, source)
+    study_path = str(run.folder.path.resolve())
+    jobs = [CellJob(study_path, c.name, c.key, c.config, tuple(run.plan.spec.imports),
+                    tuple(run.search_path), retry_failed)
+            for c in run.plan.cells
+            if run.folder.cell_state(c) not in ("finished", "running") and
+            (retry_failed or run.folder.cell_state(c) != "failed")]
+    reporter = ProgressReporter(run, len(jobs), workers, console)
+    reporter.start()
+    for outcome in executor_impl.run(jobs):
+        run.outcomes.append(outcome)
+        reporter.cell_done(outcome)
+    reporter.finish()
+    return run
+
+
+class ProgressReporter:
+    """One line per finished cell: counts, time per cell, estimated time left."""
+
+    def __init__(self, run: StudyRun, jobs: int, workers: int, console=None):
+        self.run, self.jobs, self.workers, self.console = run, jobs, workers, console
+        self.done = 0
+        self.seconds: list[float] = []
+        self.started = time.perf_counter()
+
+    def _print(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(text, highlight=False)
+
+    def start(self) -> None:
+        counts = self.run.counts()
+        total = len(self.run.plan.cells)
+        self._print(f"[bold]study {self.run.plan.spec.name}[/]: {total} cells ({len(self.run.plan.rows)} table rows), "
+                    f"{counts['finished']} finished, {counts['failed']} failed, {self.jobs} to run, "
+                    f"{self.run.plan.threads} threads per cell → {self.run.folder.path}")
+
+    def cell_done(self, outcome: dict) -> None:
+        self.done += 1
+        if outcome.get("ran"):
+            self.seconds.append(outcome["seconds"])
+        left = self.jobs - self.done
+        eta = ""
+        if self.seconds and left:
+            eta = f", ~{describe_seconds(statistics.median(self.seconds) * left / self.workers)} left"
+        per_cell = f", {describe_seconds(statistics.median(self.seconds))} per cell" if self.seconds else ""
+        error = f" — {outcome['error']}" if outcome["status"] == "failed" and outcome.get("error") else ""
+        style = {"finished": "green", "failed": "red"}.get(outcome["status"], "yellow")
+        self._print(f"[{self.done}/{self.jobs}] {outcome['cell']}: [{style}]{outcome['status']}[/]"
+                    f"{'' if outcome.get('ran') else ' (not run here)'}{error}{per_cell}{eta}")
+
+    def finish(self) -> None:
+        counts = self.run.counts()
+        self._print(f"study {self.run.plan.spec.name}: {counts['finished']} finished, {counts['failed']} failed, "
+                    f"{counts['running']} running elsewhere, {counts['interrupted'] + counts['pending']} not done, "
+                    f"in {describe_seconds(time.perf_counter() - self.started)}")
+
+
+def study_status(path: str | Path) -> dict:
+    """Cells by state, and each cell's state, from a study folder."""
+    folder = StudyFolder(path)
+    cells = folder.cells()
+    states = {c.name: folder.cell_state(c) for c in cells}
+    return {"name": folder.read_manifest()["name"], "counts": Counter(states.values()), "cells": states}
