@@ -153,8 +153,8 @@ def test_data_add_mnist_reports_its_size(cli, shared_data):
     assert table_row(listed.stdout, "mnist")[4] == "yes"
 
 
-def test_quickstart_explores_trains_three_models_and_prints_their_table(cli, tmp_path):
-    """The README's main command, for real (about a minute): figures, three finished runs, a table."""
+def test_quickstart_explores_and_runs_a_three_model_three_seed_study(cli, tmp_path):
+    """The README's main command, for real (about a minute): figures, a finished study, its table."""
     import csv
 
     name = "fashion-mnist" if DATASETS.get("fashion-mnist").source.present() else "digits"
@@ -165,12 +165,20 @@ def test_quickstart_explores_trains_three_models_and_prints_their_table(cli, tmp
     assert_png(tmp_path / "qs" / f"{name}-grid.png")
     assert_png(tmp_path / "qs" / f"{name}-hist.png")
     rows = list(csv.DictReader((tmp_path / "qs" / "results.csv").open()))
-    assert [r["model"] for r in rows] == ["lenet5", "lenet5-relu-max", "rescnn"]
+    assert [(r["value"], r["seed"]) for r in rows] == [
+        (model, str(seed)) for seed in range(3)
+        for model in ("lenet5", "lenet5-activation_relu-pool_max", "rescnn-widths_16-32-64")]
     for row in rows:
-        assert json.loads((Path(row["run"]) / "summary.json").read_text())["status"] == "finished"
-        assert float(row["test_acc"]) > 0.6  # ten classes: chance is 0.1
-        assert table_row(result.stdout, row["model"])[3] == f"{float(row['test_acc']):.2%}"
-    assert "epoch 1/" in result.stderr  # progress went to stderr, the table to stdout
+        assert row["status"] == "finished" and row["factor"] == "model"
+        summary = json.loads((tmp_path / "qs" / "study" / row["cell"] / "summary.json").read_text())
+        assert summary["test"]["accuracy"] == pytest.approx(float(row["test_accuracy"]))
+        assert float(row["test_accuracy"]) > 0.6  # ten classes: chance is 0.1
+    assert "mean ± 95 % CI over seeds" in result.stdout and result.stdout.count("★") == 1
+    assert "best by validation" in result.stdout or "the base value is the best" in result.stdout
+    assert "Wilcoxon cannot reach p < 0.05 with 3 seeds" in result.stdout
+    assert "epoch 1/" in result.stderr and "[9/9]" in result.stderr  # progress on stderr, the table on stdout
+    again = cli("quickstart", "-o", tmp_path / "qs")  # finished cells are kept: nothing trains again
+    assert again.exit_code == 0 and "epoch 1/" not in again.stderr and "9 finished, 0 failed, 0 to run" in again.stderr
 
 
 # ---- errors: one line, exit 2 ------------------------------------------------------------------------

@@ -368,27 +368,20 @@ def predict(
 
 
 @app.command()
-def quickstart(out: Path = typer.Option(Path("quickstart"), "-o", "--out", help="Folder for figures and runs.")):
-    """A short study offline: look at a real dataset, train three models briefly, print their results.
+def quickstart(out: Path = typer.Option(Path("quickstart"), "-o", "--out", help="Folder for figures and the study.")):
+    """A short study offline: look at a real dataset, train three models over three seeds, print the table.
 
     Example: cnnlab quickstart -o quickstart
     """
     from .experiments.quickstart import run_quickstart
 
-    info, figures, frame = run_quickstart(out, err_console)
+    info, figures, run = run_quickstart(out, err_console)
     print_info(info)
     for figure in figures:
         console.print(f"wrote {figure}")
-    table = Table(title=f"quickstart: {info.name}, same data, seed and epochs for each model "
-                        f"(best epoch chosen on validation)")
-    for column in ("model", "params", "val acc", "test acc", "test loss", "test macro-F1", "train s", "img/s"):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for row in frame.itertuples():
-        table.add_row(row.model, f"{row.params:,}", f"{row.val_acc:.2%}", f"{row.test_acc:.2%}",
-                      f"{row.test_loss:.4f}", f"{row.test_macro_f1:.4f}", f"{row.train_seconds:.1f}",
-                      f"{row.images_per_s:,.0f}")
-    console.print(table)
-    console.print(f"results: {out / 'results.csv'}; runs: {out / 'runs'}", highlight=False)
+    _print_study_tables(run.folder.path)
+    console.print(f"results: {out / 'results.csv'}; study: {run.folder.path} "
+                  f"(cnnlab study table {run.folder.path} --format markdown)", highlight=False)
 
 
 @study_app.command("run")
@@ -494,9 +487,10 @@ def _print_study_tables(study_dir: Path, alpha: float = 0.05) -> None:
     for factor_table in study_tables(study_dir, alpha):
         table = Table(title=f"{factor_table.factor} (mean ± 95 % CI over seeds; ★ best by validation accuracy)")
         for heading in HEADINGS:
-            table.add_column(heading, justify="left" if heading == "value" else "right")
+            table.add_column(heading, justify="left" if heading == "value" else "right", no_wrap=heading != "value",
+                             overflow="fold")
         for row in factor_table.rows:
-            table.add_row(*formatted_row(row))
+            table.add_row(*formatted_row(row, sep="±"))
         console.print(table)
         console.print(factor_table.verdict + ".", highlight=False)
         for note in factor_table.notes:

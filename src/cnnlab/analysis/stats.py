@@ -16,12 +16,12 @@ class MeanCI:
     half_width: float  # the 95 % interval is mean ± half_width (nan with one value)
     n: int
 
-    def format(self, scale: float = 1.0, digits: int = 2) -> str:
+    def format(self, scale: float = 1.0, digits: int = 2, sep: str = " ± ") -> str:
         if self.n == 0 or not math.isfinite(self.mean):
             return "—"
         if self.n == 1 or not math.isfinite(self.half_width):
             return f"{self.mean * scale:.{digits}f}"
-        return f"{self.mean * scale:.{digits}f} ± {self.half_width * scale:.{digits}f}"
+        return f"{self.mean * scale:.{digits}f}{sep}{self.half_width * scale:.{digits}f}"
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> MeanCI:

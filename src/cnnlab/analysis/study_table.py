@@ -13,7 +13,7 @@ from ..studyfolder import StudyFolder
 from .stats import holm, mean_ci, paired_test
 
 COLUMNS = [  # (frame column, table heading, scale, digits)
-    ("test_loss", "test loss", 1.0, 4),
+    ("test_loss", "test loss", 1.0, 3),
     ("test_accuracy", "test acc %", 100.0, 2),
     ("test_macro_f1", "macro-F1 %", 100.0, 2),
     ("train_seconds", "train s", 1.0, 1),
@@ -118,11 +118,11 @@ def _verdict(factor: str, rows: list[dict], best: dict | None, alpha: float) -> 
 
 
 # ---- formats ------------------------------------------------------------------------------------
-def formatted_row(row: dict) -> list[str]:
+def formatted_row(row: dict, sep: str = " ± ") -> list[str]:
     """A table row as the strings every format shows (★ marks the best value by validation)."""
     out = [("★ " if row["best"] else "") + row["value"], str(row["n"])]
     for column, _, scale, digits in COLUMNS:
-        out.append(row[column].format(scale, digits) if column != "params" else _params(row[column].mean))
+        out.append(row[column].format(scale, digits, sep) if column != "params" else _params(row[column].mean))
     out.append(f"{row['delta'] * 100:+.2f}" if math.isfinite(row["delta"]) else "")
     out.append(f"{row['p_holm']:.3g}" if math.isfinite(row["p_holm"]) else "")
     return out
@@ -132,7 +132,7 @@ def _params(value: float) -> str:
     return f"{value:,.0f}" if math.isfinite(value) else "—"
 
 
-HEADINGS = ["value", "seeds", *[c[1] for c in COLUMNS], "Δ test acc (points)", "p (Holm)"]
+HEADINGS = ["value", "seeds", *[c[1] for c in COLUMNS], "Δ test acc", "p (Holm)"]
 
 
 def to_markdown(tables: list[FactorTable]) -> str:

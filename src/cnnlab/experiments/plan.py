@@ -3,6 +3,8 @@
     name: emnist-optimizers
     base: {data: emnist-balanced, model: {name: rescnn, blocks: 2}, train: {epochs: 50, batch_size: 500}}
     ablate: {train.optimizer: [sgd, adam], model.activation: [relu, gelu]}   # one factor at a time
+    # a factor may also be a whole section (model: [lenet5, {name: rescnn, blocks: 2}]) or a name whose
+    # values are sets of changes (loss: [{train.loss: focal, train.focal_gamma: 2}, ...])
     grid: {}                                                                 # or a cartesian product
     seeds: 5                                                                 # or a list: [0, 3, 7]
     imports: [my_models]                                                     # modules that register things
@@ -32,6 +34,7 @@ from ..errors import CnnlabError, ConfigError
 from ..studyfolder import CellRecord, RowRecord
 
 DEFAULT_SEEDS = 5
+WHOLE_SECTIONS = ("data", "model", "augment")  # factors that replace a whole section (model: [lenet5, resnet50])
 
 
 class StudySpec(BaseModel):
@@ -126,7 +129,7 @@ def config_key(config: RunConfig) -> str:
 def value_label(value: Any) -> str:
     """A short, file-name-safe label of a factor value: 'sgd', '0.001', '32-64', 'lenet5-activation_relu'."""
     if isinstance(value, dict):
-        rest = [f"{k}_{value_label(v)}" for k, v in value.items() if k != "name"]
+        rest = [f"{k.split('.')[-1]}_{value_label(v)}" for k, v in value.items() if k != "name"]
         text = "-".join([str(value.get("name", "")), *rest]).strip("-")
     elif isinstance(value, (list, tuple)):
         text = "-".join(value_label(v) for v in value)
@@ -150,11 +153,15 @@ def _with(base: dict, changes: dict) -> dict:
         if isinstance(tree.get(section), str):
             tree[section] = {"name": tree[section]}
     for key, value in changes.items():
-        if key in ("data", "model") or "." in key:
+        if key in WHOLE_SECTIONS or "." in key:
             set_dotted(tree, key, value)
+        elif isinstance(value, dict) and value and all("." in k for k in value):
+            for inner, inner_value in value.items():  # a named factor whose values are sets of changes
+                set_dotted(tree, inner, inner_value)
         else:
-            raise ConfigError(f"factor {key!r} must be a dotted config key such as train.lr or model.activation "
-                              f"(or a whole section: model, data)")
+            raise ConfigError(f"factor {key!r} must be a dotted config key such as train.lr or model.activation, a "
+                              f"whole section ({', '.join(WHOLE_SECTIONS)}), or a name whose values are mappings of "
+                              f"dotted keys (loss: [{{train.loss: focal, train.focal_gamma: 2}}])")
     return tree
 
 
@@ -170,10 +177,10 @@ def plan_study(spec: StudySpec, threads: int) -> Plan:
         tree["train"] = {**tree["train"], "seed": seed}
         tree["train"].setdefault("threads", threads)
         try:
-            config = build_config(tree)
-        except ConfigError as exc:
+            config = _with_model_defaults(build_config(tree))
+        except CnnlabError as exc:
             where = ", ".join(f"{k}={value_label(v)}" for k, v in changes.items()) or "base"
-            raise ConfigError(f"study {spec.name!r}, cell {where}: {exc}") from None
+            raise type(exc)(f"study {spec.name!r}, cell {where}: {exc}") from None
         key = config_key(config)
         if key not in cells:
             cells[key] = CellRecord(f"{folder}/seed={seed}-{key}", key, seed, to_dict(config))
@@ -193,6 +200,16 @@ def plan_study(spec: StudySpec, threads: int) -> Plan:
                 record = cell(label, dict(zip(keys, combo)), seed)
                 rows.append(RowRecord("grid", label, seed, record.name))
     return Plan(spec, list(cells.values()), rows, threads)
+
+
+def _with_model_defaults(config: RunConfig) -> RunConfig:
+    """The config with the model's option defaults written out, so a value equal to a default is the
+    same cell as leaving it out (rescnn's blocks: 1, dropout: 0.0, activation: relu)."""
+    from ..models.factory import builder_defaults
+
+    tree = to_dict(config)
+    filled = {**builder_defaults(tree["model"]["name"]), **tree["model"]}
+    return config if filled == tree["model"] else build_config({**tree, "model": filled})
 
 
 def check_plan(plan: Plan, need_data: bool = True) -> dict[str, dict]:

@@ -186,6 +186,7 @@ class ProgressReporter:
     def __init__(self, run: StudyRun, jobs: int, workers: int, console=None):
         self.run, self.jobs, self.workers, self.console = run, jobs, workers, console
         self.done = 0
+        self.states: dict[str, int] = {}
         self.seconds: list[float] = []
         self.started = time.perf_counter()
 
@@ -202,17 +203,22 @@ class ProgressReporter:
 
     def cell_done(self, outcome: dict) -> None:
         self.done += 1
+        self.states[outcome["status"]] = self.states.get(outcome["status"], 0) + 1
         if outcome.get("ran"):
             self.seconds.append(outcome["seconds"])
         left = self.jobs - self.done
-        eta = ""
-        if self.seconds and left:
-            eta = f", ~{describe_seconds(statistics.median(self.seconds) * left / self.workers)} left"
-        per_cell = f", {describe_seconds(statistics.median(self.seconds))} per cell" if self.seconds else ""
+        counts = (f"{self.states.get('finished', 0)} finished, {self.states.get('failed', 0)} failed, "
+                  f"{min(self.workers, left)} running, {max(0, left - self.workers)} waiting")
+        timing = ""
+        if self.seconds:
+            per_cell = statistics.median(self.seconds)
+            timing = f"; {describe_seconds(per_cell)} per cell"
+            if left:
+                timing += f", ~{describe_seconds(per_cell * left / self.workers)} left"
         error = f" — {outcome['error']}" if outcome["status"] == "failed" and outcome.get("error") else ""
         style = {"finished": "green", "failed": "red"}.get(outcome["status"], "yellow")
         self._print(f"[{self.done}/{self.jobs}] {outcome['cell']}: [{style}]{outcome['status']}[/]"
-                    f"{'' if outcome.get('ran') else ' (not run here)'}{error}{per_cell}{eta}")
+                    f"{'' if outcome.get('ran') else ' (not run here)'}{error} ({counts}{timing})")
 
     def finish(self) -> None:
         counts = self.run.counts()

@@ -11,7 +11,7 @@ Importing this package imports neither torch nor timm; building a model does.
 from __future__ import annotations
 
 from .activations import ACTIVATIONS, make_activation
-from .catalog import MODELS, ModelEntry
+from .catalog import MODELS, ModelEntry, register_model
 from .factory import BuiltModel, create_model, list_models, model_from_spec, resolve
 from .policy import POLICIES, InputLimits, plan_input
 from .transform import InputTransform
@@ -30,5 +30,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "ACTIVATIONS", "MODELS", "POLICIES", "BuiltModel", "InputLimits", "InputTransform", "ModelEntry",
-    "create_model", "list_models", "make_activation", "model_from_spec", "plan_input", "resolve", *_PROFILE,
+    "create_model", "list_models", "make_activation", "model_from_spec", "plan_input", "register_model", "resolve",
+    *_PROFILE,
 ]

@@ -33,6 +33,22 @@ class ModelEntry:
 MODELS: Registry[ModelEntry] = Registry("model")
 
 
+def register_model(name: str, model_class, about: str = "", min_side: int = 1, overwrite: bool = False) -> None:
+    """Make your own nn.Module class a model name (create_model, `cnnlab train --model NAME`, studies).
+    The class takes num_classes and in_chans as keywords, input_size too if it wants it, and its own
+    options. It is recorded by import path, so put it in an importable module (a study's `imports:`)."""
+    import inspect
+
+    if not inspect.isclass(model_class) or "<locals>" in model_class.__qualname__:
+        raise TypeError("register_model takes a class defined at the top level of an importable module")
+    parameters = inspect.signature(model_class).parameters
+    if not {"num_classes", "in_chans"} <= set(parameters):
+        raise TypeError(f"{model_class.__qualname__} must take num_classes and in_chans keyword arguments")
+    impl = f"user:{model_class.__module__}:{model_class.__qualname__}"
+    MODELS.register(name, ModelEntry(name, impl, about or f"{model_class.__qualname__} (registered)", min_side),
+                    overwrite=overwrite)
+
+
 def _add(name: str, impl: str, about: str, min_side: int | None = None) -> None:
     MODELS.register(name, ModelEntry(name, impl, about, min_side))
 

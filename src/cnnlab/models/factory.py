@@ -22,6 +22,7 @@ from .zoo import split_name
 INPUT_OPTIONS = ("input_policy", "target_size", "mean", "std", "model_in_chans", "channels_last")
 # Options of every timm:/tv: model (model_kwargs go to the zoo's constructor, e.g. drop_rate for timm).
 ZOO_OPTIONS = ("pretrained", "weights", "model_kwargs")
+HAND_WRITTEN = ("cnnlab", "user")  # built by calling their class (see catalog.py), not by a zoo
 OUR_MEAN, OUR_STD = 0.5, 0.5  # our models train from scratch: map pixels to [-1, 1]
 
 
@@ -66,15 +67,50 @@ def _unknown_model_message(name: str) -> str:
 
 
 def _our_module(entry: ModelEntry):
+    if entry.source == "user":
+        return _UserModel(entry)
     return importlib.import_module(f"{__package__}.{entry.target}")
+
+
+class _UserModel:
+    """A registered user class seen through the interface of cnnlab's own model modules."""
+
+    def __init__(self, entry: ModelEntry):
+        module, _, qualname = entry.target.partition(":")
+        target = importlib.import_module(module)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+        self.MODEL, self.entry = target, entry
+        self.takes_size = "input_size" in inspect.signature(target).parameters
+
+    def build(self, num_classes: int, in_chans: int, input_size: tuple[int, int], **options):
+        size = {"input_size": input_size} if self.takes_size else {}
+        return self.MODEL(num_classes=num_classes, in_chans=in_chans, **size, **options)
+
+    def min_side(self, **options) -> int:
+        return self.entry.min_side or 1
 
 
 def builder_options(entry: ModelEntry) -> tuple[str, ...]:
     """The network options `entry` takes (besides num_classes, in_chans, input_size and INPUT_OPTIONS)."""
-    if entry.source != "cnnlab":
+    if entry.source not in HAND_WRITTEN:
         return ZOO_OPTIONS
     skip = {"self", "num_classes", "in_chans", "input_size"}
     return tuple(p for p in inspect.signature(_our_module(entry).MODEL).parameters if p not in skip)
+
+
+def builder_defaults(name: str) -> dict:
+    """The defaults of a hand-written model's options (JSON types); {} for timm:/tv: models, whose
+    defaults live in their zoos. A study fills them in, so `model.blocks: 1` is the base when 1 is the default."""
+    entry = resolve(name)
+    if entry.source not in HAND_WRITTEN:
+        return {}
+    skip = {"self", "num_classes", "in_chans", "input_size"}
+    defaults = {}
+    for param in inspect.signature(_our_module(entry).MODEL).parameters.values():
+        if param.name not in skip and param.default is not inspect.Parameter.empty:
+            defaults[param.name] = list(param.default) if isinstance(param.default, tuple) else param.default
+    return defaults
 
 
 def create_model(name: str, num_classes: int, in_chans: int = 1, input_size: int | tuple[int, int] = 28,
@@ -111,7 +147,7 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, input_size: int
     with _device(device):
         module = _build(entry, num_classes, model_chans, size or input_size, net_options)
         if options.get("input_policy") == "stem":
-            if entry.source == "cnnlab":
+            if entry.source in HAND_WRITTEN:
                 raise bad_value("input_policy", name, "auto, native, pad or resize (our models are built for "
                                 "small images already)", "stem")
             from .zoo import small_input_stem
@@ -144,7 +180,7 @@ def model_from_spec(spec: Mapping, *, device=None) -> BuiltModel:
 
 def _limits(entry: ModelEntry, input_size: tuple[int, int], options: dict):
     """(InputLimits, mean preset, std preset) of a model, without building it."""
-    if entry.source == "cnnlab":
+    if entry.source in HAND_WRITTEN:
         side = _our_module(entry).min_side(**options)
         return InputLimits((side, side), input_size), (OUR_MEAN,), (OUR_STD,)
     from .zoo import zoo_limits, zoo_preset
@@ -157,7 +193,7 @@ def _limits(entry: ModelEntry, input_size: tuple[int, int], options: dict):
 
 def _build(entry: ModelEntry, num_classes: int, chans: int, model_input_size: tuple[int, int], options: dict):
     """The nn.Module, for inputs of `chans` x `model_input_size` (after the transform)."""
-    if entry.source == "cnnlab":
+    if entry.source in HAND_WRITTEN:
         return _our_module(entry).build(num_classes, chans, model_input_size, **options)
     from .zoo import build_zoo
 

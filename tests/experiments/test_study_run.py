@@ -1,0 +1,221 @@
+"""Studies as real processes: kill -9 and resume, a process pool whose workers die with the study and
+compute the sequential numbers, and a real local Ray cluster (the suite's one Ray check)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cnnlab.experiments.study import run_study
+from cnnlab.studyfolder import StudyFolder
+
+# adam is the default optimizer, so 'adam' is the base cell: base and sgd x 2 seeds = 4 cells
+STUDY = {
+    "name": "killed",
+    "base": {"data": "digits", "model": "lenet5",
+             "train": {"epochs": 12, "batch_size": 32, "lr": 3e-3, "threads": 1}},
+    "ablate": {"train.optimizer": ["adam", "sgd"]},
+    "seeds": 2,
+}
+
+
+def write_study(tmp_path: Path, study: dict = STUDY) -> Path:
+    path = tmp_path / f"{study['name']}.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def results(folder: Path) -> dict:
+    """cell name -> (test metrics, metrics.csv rows without timings)."""
+    study = StudyFolder(folder)
+    out = {}
+    for cell in study.cells():
+        run = study.run(cell.name)
+        rows = [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in run.read_metrics()]
+        out[cell.name] = (run.read_summary()["test"], rows)
+    return out
+
+
+def study_command(study_file: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "cnnlab.cli", "study", "run", str(study_file), "--out", str(out), "-q", *extra]
+
+
+def start(command: list[str], tmp_path: Path, log_name: str) -> subprocess.Popen:
+    env = {**os.environ, "CNNLAB_OFFLINE": "1"}
+    log = (tmp_path / log_name).open("wb")
+    return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_for(condition, process: subprocess.Popen, log: Path, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert process.poll() is None, f"the study ended first:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"timed out:\n{log.read_text()[-3000:]}"
+        time.sleep(0.01)
+
+
+def kill(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory):
+    """The uninterrupted, sequential study: the numbers every other way of running it must give."""
+    tmp = tmp_path_factory.mktemp("sequential")
+    os.environ.setdefault("CNNLAB_OFFLINE", "1")
+    run = run_study(write_study(tmp), tmp / "study", progress=False)
+    assert all(o["status"] == "finished" for o in run.outcomes)
+    return results(tmp / "study")
+
+
+def test_a_killed_study_resumes_where_it_was_and_gives_the_same_numbers(tmp_path, sequential):
+    study_file, out = write_study(tmp_path), tmp_path / "study"
+    process = start(study_command(study_file, out), tmp_path, "log.txt")
+    finished = lambda: list(out.glob("*/*/summary.json"))  # noqa: E731
+    in_progress = lambda: [c for c in out.glob("*/*/checkpoint.safetensors")  # noqa: E731
+                           if not (c.parent / "summary.json").exists()]
+    try:
+        wait_for(lambda: finished() and in_progress(), process, tmp_path / "log.txt")
+        kill(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    done_before = {p.parent.relative_to(out).as_posix(): p.stat().st_mtime_ns for p in finished()}
+    interrupted = [c.parent for c in out.glob("*/*/checkpoint.safetensors") if not (c.parent / "summary.json").exists()]
+    assert done_before and interrupted, "the kill must land after one cell finished and while another ran"
+    # the killed process's lock is stale (its pid is gone): the next run takes the cell over
+    assert list((out / ".locks").glob("*.json"))
+
+    again = subprocess.run(study_command(study_file, out), cwd=tmp_path, capture_output=True, text=True,
+                           env={**os.environ, "CNNLAB_OFFLINE": "1"})
+    assert again.returncode == 0, again.stderr
+    assert results(out) == sequential
+    for cell, mtime in done_before.items():  # finished cells were kept as they were, not run again
+        assert (out / cell / "summary.json").stat().st_mtime_ns == mtime
+    assert f"{len(done_before)} finished, 0 failed, {4 - len(done_before)} to run" in again.stderr
+    resumed = json.loads((interrupted[0] / "env.json").read_text())["resumed"]
+    assert len(resumed) == 1 and resumed[0]["epoch"] >= 1  # continued from its checkpoint, not from epoch 1
+    assert not list((out / ".locks").glob("*.json"))
+
+
+def test_process_pool_workers_die_with_the_study_and_compute_the_sequential_numbers(tmp_path, sequential):
+    study_file, out = write_study(tmp_path), tmp_path / "study"
+    command = study_command(study_file, out, "--executor", "process", "--workers", "2")
+    process = start(command, tmp_path, "log.txt")
+    locks = lambda: list((out / ".locks").glob("*.json"))  # noqa: E731
+    try:
+        wait_for(lambda: len(locks()) == 2 and list(out.glob("*/*/checkpoint.safetensors")), process,
+                 tmp_path / "log.txt")
+        workers = set()
+        for lock in locks():
+            try:
+                workers.add(json.loads(lock.read_text())["pid"])
+            except (OSError, ValueError):  # replaced by a heartbeat or released just now
+                pass
+        assert workers and process.pid not in workers
+        kill(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    deadline = time.monotonic() + 15
+    alive = set(workers)
+    while alive and time.monotonic() < deadline:
+        alive = {pid for pid in alive if Path(f"/proc/{pid}").exists() and
+                 "Z" not in (Path(f"/proc/{pid}/stat").read_text().split()[2:3] or ["Z"])}
+        time.sleep(0.1)
+    assert not alive, f"pool workers {alive} outlived the killed study"
+
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
+                           env={**os.environ, "CNNLAB_OFFLINE": "1"})
+    assert again.returncode == 0, again.stderr
+    assert results(out) == sequential  # 1 thread per cell either way: same numbers as one after another
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.ray
+def test_the_ray_executor_on_a_real_local_cluster(tmp_path, sequential):
+    ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
+    if ray is None:
+        pytest.fail("Ray is not installed: pip install 'cnnlab[ray]' (scripts/install.sh does)")
+    port = _free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "CNNLAB_OFFLINE": "1"}
+    subprocess.run([ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                    "--disable-usage-stats", "--node-ip-address=127.0.0.1"], check=True, env=env,
+                   capture_output=True, timeout=180)
+    try:
+        out = tmp_path / "study"
+        run = run_study(write_study(tmp_path), out, executor="ray", address=f"127.0.0.1:{port}", progress=False)
+        assert sorted(o["status"] for o in run.outcomes) == ["finished"] * 4
+        assert results(out) == sequential
+        # a retried or repeated task finds each cell finished and runs nothing
+        mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*/*/summary.json")}
+        again = run_study(write_study(tmp_path), out, executor="ray", address=f"127.0.0.1:{port}", progress=False)
+        assert again.outcomes == []  # nothing left to submit
+        from cnnlab.experiments.executors import CellJob, RayExecutor
+
+        cell = StudyFolder(out).cells()[0]
+        job = CellJob(str(out.resolve()), cell.name, cell.key, cell.config)
+        [outcome] = list(RayExecutor(f"127.0.0.1:{port}").run([job]))
+        assert outcome["status"] == "finished" and not outcome["ran"]
+        assert {p: p.stat().st_mtime_ns for p in out.glob("*/*/summary.json")} == mtimes
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+OWN_MODEL = '''
+from torch import nn
+from cnnlab.models import register_model
+
+
+class TinyNet(nn.Module):
+    def __init__(self, num_classes, in_chans, width=8):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(in_chans, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                 nn.Flatten(), nn.Linear(width, num_classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+register_model("tinynet", TinyNet, overwrite=True)
+'''
+
+
+def test_a_study_imports_the_users_model_module_in_every_worker(tmp_path):
+    """imports: a module beside the study file registers a model; the pool's spawned workers (which
+    share nothing with this process) import it too, and the value equal to the default is the base."""
+    (tmp_path / "own_models_for_study.py").write_text(OWN_MODEL)
+    study = {"name": "own", "imports": ["own_models_for_study"],
+             "base": {"data": "digits", "model": "tinynet", "train": {"epochs": 1, "threads": 1}},
+             "ablate": {"model.width": [4, 8]}, "seeds": 1}
+    path = write_study(tmp_path, study)
+    result = subprocess.run(study_command(path, tmp_path / "study", "--executor", "process", "--workers", "2"),
+                            cwd=tmp_path.parent, capture_output=True, text=True,
+                            env={**os.environ, "CNNLAB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr
+    folder = StudyFolder(tmp_path / "study")
+    assert [c.config["model"] for c in folder.cells()] == [{"name": "tinynet", "width": 8},
+                                                           {"name": "tinynet", "width": 4}]
+    assert all(folder.cell_state(c) == "finished" for c in folder.cells())
+    spec = json.loads((tmp_path / "study" / folder.cells()[0].name / "model.json").read_text())
+    assert spec["impl"] == "user:own_models_for_study:TinyNet"
+    missing = subprocess.run(study_command(write_study(tmp_path, {**study, "imports": ["no_such_module_x"]}),
+                                           tmp_path / "other"), capture_output=True, text=True, cwd=tmp_path)
+    assert missing.returncode == 2 and "cannot import 'no_such_module_x'" in missing.stderr
+    assert not (tmp_path / "other").exists()
