@@ -84,7 +84,8 @@ def study_tables(path: str | Path, alpha: float = 0.05) -> list[FactorTable]:
                 row[column] = mean_ci(cells[column].tolist())
             row.update(delta=math.nan, p=math.nan, p_holm=math.nan, note="")
             if not is_base and len(cells):
-                paired = cells.set_index("seed").join(base["test_accuracy"], rsuffix="_base", how="inner")
+                paired = cells[["seed", "test_accuracy"]].merge(
+                    base.reset_index()[["seed", "test_accuracy"]], on="seed", suffixes=("", "_base"))
                 test = paired_test(paired["test_accuracy"], paired["test_accuracy_base"], alpha)
                 row.update(delta=test.mean_difference, p=test.t_p, note=test.note)
             rows.append(row)

@@ -48,6 +48,13 @@ class StudySpec(BaseModel):
     seeds: int | list[int] = Field(DEFAULT_SEEDS, description="how many seeds (0..n-1), or which")
     imports: list[str] = Field(default_factory=list, description="modules to import first (own models, datasets)")
 
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _no_bool_seeds(cls, value):
+        if isinstance(value, bool):
+            raise ValueError("must be a number of seeds or a list of seeds, not true/false")
+        return value
+
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, value):
@@ -173,9 +180,10 @@ def plan_study(spec: StudySpec, threads: int) -> Plan:
 
     def cell(folder: str, changes: dict, seed: int) -> CellRecord:
         tree = _with(spec.base, changes)
-        tree.setdefault("train", {})
-        tree["train"] = {**tree["train"], "seed": seed}
-        tree["train"].setdefault("threads", threads)
+        if tree.get("train") is None:  # `train:` left empty in YAML
+            tree["train"] = {}
+        if isinstance(tree["train"], dict):  # anything else is refused by build_config below, naming the cell
+            tree["train"] = {"threads": threads, **tree["train"], "seed": seed}
         try:
             config = _with_model_defaults(build_config(tree))
         except CnnlabError as exc:
@@ -186,19 +194,33 @@ def plan_study(spec: StudySpec, threads: int) -> Plan:
             cells[key] = CellRecord(f"{folder}/seed={seed}-{key}", key, seed, to_dict(config))
         return cells[key]
 
+    for key in [*spec.ablate, *spec.grid]:
+        if key == "train.seed":
+            raise ConfigError(f"study {spec.name!r}: train.seed cannot be a factor; the study sets it from `seeds:`")
+    labels: dict[tuple[str, str], str] = {}  # (factor, label) -> the value it stands for
+
+    def label(factor: str, value: Any) -> str:
+        """value_label, made unique within the factor: two values must never share a table row."""
+        text, identity = value_label(value), json.dumps(value, sort_keys=True, default=str)
+        if labels.setdefault((factor, text), identity) != identity:
+            text = f"{text}~{hashlib.sha256(identity.encode()).hexdigest()[:6]}"
+            labels[(factor, text)] = identity
+        return text
+
     for seed in spec.seed_list:
         base = cell("base", {}, seed)
         rows.append(RowRecord("base", "base", seed, base.name))
         for key, values in spec.ablate.items():
             for value in values:
-                record = cell(f"{short[key]}={value_label(value)}", {key: value}, seed)
-                rows.append(RowRecord(key, value_label(value), seed, record.name))
+                text = label(key, value)
+                record = cell(f"{short[key]}={text}", {key: value}, seed)
+                rows.append(RowRecord(key, text, seed, record.name))
         if spec.grid:
             keys = list(spec.grid)
             for combo in itertools.product(*(spec.grid[k] for k in keys)):
-                label = ",".join(f"{short[k]}={value_label(v)}" for k, v in zip(keys, combo))
-                record = cell(label, dict(zip(keys, combo)), seed)
-                rows.append(RowRecord("grid", label, seed, record.name))
+                text = ",".join(f"{short[k]}={label(k, v)}" for k, v in zip(keys, combo))
+                record = cell(text, dict(zip(keys, combo)), seed)
+                rows.append(RowRecord("grid", text, seed, record.name))
     return Plan(spec, list(cells.values()), rows, threads)
 
 
