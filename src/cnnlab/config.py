@@ -145,18 +145,24 @@ def build_config(tree: dict | None = None, overrides: list[str] | dict | None = 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> RunConfig:
     """Read a YAML run file (safe_load) and apply overrides."""
-    tree = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            tree = yaml.safe_load(path.read_text()) or {}
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(tree, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections (data, model, augment, train)")
+    tree = {} if path is None else read_yaml_mapping(path, "expected a mapping of sections (data, model, augment, train)")
     return build_config(tree, overrides)
+
+
+def read_yaml_mapping(path: str | Path, expected: str, what: str = "", allow_empty: bool = True) -> dict:
+    """A YAML file (safe_load) that must hold a mapping (empty: {} when allowed). Errors name the file."""
+    path = Path(path)
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read{' ' + what if what else ''} ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if tree is None and allow_empty:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: {expected}")
+    return tree
 
 
 def to_dict(config: RunConfig) -> dict:

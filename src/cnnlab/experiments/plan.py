@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import RunConfig, build_config, set_dotted, to_dict
+from ..config import RunConfig, build_config, read_yaml_mapping, set_dotted, to_dict
 from ..errors import CnnlabError, ConfigError
 from ..studyfolder import CellRecord, RowRecord
 
@@ -80,14 +79,8 @@ class StudySpec(BaseModel):
 def load_study(path: str | Path) -> tuple[StudySpec, Path]:
     """Read and validate a study file (YAML, safe_load); returns the spec and the file's folder."""
     path = Path(path)
-    try:
-        tree = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the study file ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{path}: a study file is a mapping with name, base, ablate, grid, seeds, imports")
+    tree = read_yaml_mapping(path, "a study file is a mapping with name, base, ablate, grid, seeds, imports",
+                             what="the study file", allow_empty=False)
     tree.setdefault("name", path.stem)
     return parse_study(tree, str(path)), path.resolve().parent
 
