@@ -219,3 +219,26 @@ def test_a_study_imports_the_users_model_module_in_every_worker(tmp_path):
                                            tmp_path / "other"), capture_output=True, text=True, cwd=tmp_path)
     assert missing.returncode == 2 and "cannot import 'no_such_module_x'" in missing.stderr
     assert not (tmp_path / "other").exists()
+
+
+def test_a_failed_cell_is_recorded_and_the_study_goes_on(tmp_path):
+    study = {"name": "diverges", "base": {"data": "digits", "model": {"name": "lenet5", "activation": "relu"},
+                                          "train": {"epochs": 2, "threads": 1, "optimizer": "sgd", "lr": 0.01}},
+             "ablate": {"train.lr": [1.0e+30]}, "seeds": 1}
+    out = tmp_path / "study"
+    run = run_study(study, out, progress=False)
+    states = {o["cell"]: o["status"] for o in run.outcomes}
+    assert sorted(states.values()) == ["failed", "finished"]
+    failed = next(cell for cell, state in states.items() if state == "failed")
+    summary = json.loads((out / failed / "summary.json").read_text())
+    assert summary["status"] == "failed" and "the training loss became" in summary["error"]
+
+    from cnnlab.analysis.study_table import study_tables
+
+    [table] = study_tables(out)
+    assert [(r["value"], r["n"]) for r in table.rows] == [("base", 1), ("1e+30", 0)]
+    mtime = (out / failed / "summary.json").stat().st_mtime_ns
+    assert run_study(study, out, progress=False).outcomes == []  # failed cells stay failed...
+    again = run_study(study, out, retry_failed=True, progress=False)  # ...unless asked
+    assert [(o["cell"], o["status"], o["ran"]) for o in again.outcomes] == [(failed, "failed", True)]
+    assert (out / failed / "summary.json").stat().st_mtime_ns != mtime

@@ -81,9 +81,11 @@ class Trainer:
         self.loss_fn = (loss if loss is not None else torch.nn.CrossEntropyLoss(
             label_smoothing=config.label_smoothing)).to(self.device)
         self.augmentation = augmentation or Augmentation()
-        # a tensor learning rate whenever the step may be compiled, so schedule changes never recompile it
+        # a tensor learning rate where the step may be compiled, so schedule changes never recompile it
+        # (CPU only: tensor learning rates in CUDA's fused kernels have not been tried on a GPU here)
+        may_compile = config.compile is not False and self.device.type == "cpu"
         self.optimizer = make_optimizer(config.optimizer, self.module.parameters(), config.lr,
-                                        config.weight_decay, config.momentum, lr_as_tensor=config.compile is not False)
+                                        config.weight_decay, config.momentum, lr_as_tensor=may_compile)
         self.compiled = False  # decided in fit(): train.compile and, for 'auto', the model's size and the work
         self._train_step = self._eager_step
         self.history = History()
@@ -266,8 +268,6 @@ class Trainer:
         x = self.transform(images, augment=augment_fn)
         try:
             return self._train_step(x, target)
-        except CnnlabError:
-            raise
         except Exception as error:  # compiling happens on the first call; nothing was updated if it failed
             if not self.compiled or not _is_compile_failure(error):
                 raise

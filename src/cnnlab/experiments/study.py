@@ -166,11 +166,10 @@ def run_study(study: str | Path | dict | StudySpec, out: str | Path | None = Non
     source = str(Path(study).resolve()) if isinstance(study, (str, Path)) else None
     write_manifest(run, source)
     study_path = str(run.folder.path.resolve())
-    jobs = [CellJob(study_path, c.name, c.key, c.config, tuple(run.plan.spec.imports),
-                    tuple(run.search_path), retry_failed)
-            for c in run.plan.cells
-            if run.folder.cell_state(c) not in ("finished", "running") and
-            (retry_failed or run.folder.cell_state(c) != "failed")]
+    to_run = ("pending", "interrupted", "failed") if retry_failed else ("pending", "interrupted")
+    jobs = [CellJob(study_path, c.name, c.key, c.config, tuple(run.plan.spec.imports), tuple(run.search_path),
+                    retry_failed)
+            for c in run.plan.cells if run.folder.cell_state(c) in to_run]
     reporter = ProgressReporter(run, len(jobs), workers, console)
     reporter.start()
     for outcome in executor_impl.run(jobs):
