@@ -330,10 +330,13 @@ def evaluate(
     run: Path = typer.Argument(..., help="A finished run folder."),
     data: str = typer.Option(None, "--data", help="Another dataset with the same classes (default: the run's)."),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda (default: the run's)."),
+    per_class: bool = typer.Option(False, "--per-class", help="Also the per-class precision / recall / F1 table."),
+    confused: int = typer.Option(8, "--confused", help="How many most-confused class pairs to list."),
 ):
-    """Loss, accuracy, top-5, macro-F1 and inference speed on a test split; writes the predictions.
+    """Loss, accuracy, top-5, macro-F1 and inference speed on a test split; writes the predictions; on
+    the run's own data also weighted F1, the most-confused class pairs by name, and --per-class.
 
-    Example: cnnlab evaluate runs/rescnn-fashion-mnist-20261123-101500
+    Example: cnnlab evaluate runs/rescnn-fashion-mnist-20261123-101500 --per-class
     """
     from .engine.inference import evaluate_run
 
@@ -347,6 +350,71 @@ def evaluate(
                   f"{result['images_per_s']:,.0f} img/s ({result['device']}, batch {result['batch_size']})")
     console.print(table)
     console.print(f"predictions: {result['predictions']}", highlight=False, soft_wrap=True)
+    if data is None:  # the analysis reads predictions.npz, the run's own test split
+        _print_run_analysis(run, per_class, confused)
+
+
+def _print_run_analysis(run: Path, per_class: bool, confused: int) -> None:
+    from .analysis.metrics import analyse_run
+
+    report = analyse_run(run, "test", confused)
+    m = report.metrics
+    line = (f"weighted F1 {m['weighted_f1']:.4f}, macro precision {m['macro_precision']:.4f}, "
+            f"macro recall {m['macro_recall']:.4f}")
+    if report.case_insensitive is not None:
+        line += f"; case-insensitive accuracy {report.case_insensitive:.2%} (upper and lower case of a letter as one)"
+    console.print(line, highlight=False)
+    if report.pairs:
+        pairs = Table(title="most-confused pairs (test)")
+        for column in ("pair", "a → b", "b → a", "share of their images"):
+            pairs.add_column(column, justify="left" if column == "pair" else "right")
+        for pair in report.pairs:
+            pairs.add_row(f"{pair.a!r} ↔ {pair.b!r}", str(pair.a_as_b), str(pair.b_as_a), f"{pair.rate:.1%}")
+        console.print(pairs)
+    if per_class:
+        classes = Table(title="per class (test)")
+        for column in ("class", "support", "precision", "recall", "F1"):
+            classes.add_column(column, justify="left" if column == "class" else "right")
+        for row in report.per_class.itertuples():
+            classes.add_row(str(row[1]), f"{row.support:,}", f"{row.precision:.3f}", f"{row.recall:.3f}",
+                            f"{row.f1:.3f}")
+        console.print(classes)
+
+
+@app.command()
+def compare(
+    paths: list[Path] = typer.Argument(..., help="Two or more run folders, or folders of seeds (a study's "
+                                                 "optimizer=sgd/)."),
+    split: str = typer.Option("test", "--split", help="test or val"),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level."),
+    resamples: int = typer.Option(10_000, "--resamples", help="Bootstrap resamples (runs)."),
+):
+    """Is the difference real? Runs: McNemar on paired predictions + a bootstrap CI; folders of seeds:
+    paired t and Wilcoxon over seeds; more than two: every pair, Holm-corrected.
+
+    Example: cnnlab compare runs/a runs/b
+    Example: cnnlab compare studies/emnist-optimizer/base studies/emnist-optimizer/optimizer=sgd
+    """
+    from .analysis.compare import accuracy_interval, compare as compare_paths, is_single_run
+
+    results = compare_paths(list(paths), split, alpha, resamples)
+    if all(is_single_run(p) for p in paths):
+        for path in paths:
+            accuracy, low, high = accuracy_interval(path, split)
+            console.print(f"{path}: {split} accuracy {accuracy:.2%} (95 % Wilson interval {low:.2%}–{high:.2%})",
+                          highlight=False, soft_wrap=True)
+    for result in results:
+        console.print(result.sentence(alpha), highlight=False, soft_wrap=True)
+        if result.kind == "mcnemar":
+            d = result.details
+            console.print(f"  only the first right on {d['only_a_right']:,} images, only the second on "
+                          f"{d['only_b_right']:,} ({'exact binomial' if d['exact'] else 'chi-square'} McNemar)",
+                          highlight=False)
+        else:
+            console.print(f"  paired over seeds {result.details['seeds']}; Wilcoxon p = "
+                          f"{result.details['wilcoxon_p']:.3g}", highlight=False)
+        for note in result.notes:
+            console.print(f"  note: {note}", highlight=False)
 
 
 @app.command()
