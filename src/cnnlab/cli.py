@@ -382,6 +382,39 @@ def _print_run_analysis(run: Path, per_class: bool, confused: int) -> None:
 
 
 @app.command()
+def crosseval(
+    runs: list[Path] = typer.Argument(..., help="Run folders (each a model trained on one dataset)."),
+    data: str = typer.Option(..., "--data", help="Comma-separated datasets to test on, e.g. "
+                                                 "emnist-byclass,emnist-bymerge,emnist-balanced"),
+    keep_seen: bool = typer.Option(False, "--keep-seen", help="Also score test images the model trained on."),
+    device: str = typer.Option(None, "--device", help="auto, cpu or cuda (default: each run's)."),
+):
+    """Trained on rows, tested on columns: accuracy, macro-F1 and inference speed, labels mapped into
+    the coarser label set, test images seen in training left out (and counted).
+
+    Example: cnnlab crosseval runs/byclass runs/bymerge --data emnist-byclass,emnist-bymerge,emnist-balanced
+    """
+    from .analysis.crosseval import crosseval as cross_evaluate, matrix
+
+    cells = cross_evaluate(list(runs), [d.strip() for d in data.split(",") if d.strip()], keep_seen, device)
+    trained = {c.run: c.trained_on for c in cells}
+    for value, title, fmt in (("accuracy", "accuracy", "{:.2%}"), ("macro_f1", "macro-F1", "{:.4f}"),
+                              ("images_per_s", "inference images/s", "{:,.0f}")):
+        frame = matrix(cells, value)
+        table = Table(title=f"{title} (rows: trained on; columns: tested on)")
+        table.add_column("run (trained on)")
+        for column in frame.columns:
+            table.add_column(column, justify="right")
+        for run, row in frame.iterrows():
+            table.add_row(f"{run} ({trained[run]})", *(fmt.format(v) for v in row))
+        console.print(table)
+    for c in cells:
+        seen = "" if keep_seen else f", {c.seen:,} seen in training (with them: {c.contaminated_accuracy:.2%})"
+        console.print(f"{c.run} on {c.data}: scored {c.scored:,} of {c.images:,} test images ({c.unmapped:,} "
+                      f"without a counterpart{seen}); {c.rule}", highlight=False, soft_wrap=True)
+
+
+@app.command()
 def compare(
     paths: list[Path] = typer.Argument(..., help="Two or more run folders, or folders of seeds (a study's "
                                                  "optimizer=sgd/)."),
