@@ -414,6 +414,44 @@ def crosseval(
                       f"without a counterpart{seen}); {c.rule}", highlight=False, soft_wrap=True)
 
 
+@app.command("select")
+def select_models(
+    paths: list[Path] = typer.Argument(..., help="A study folder, folders of seeds, or run folders."),
+    weights: str = typer.Option("accuracy=0.6,latency=0.2,size=0.2", "--weights",
+                                help="criterion=weight, from accuracy, top5, latency, throughput, size."),
+    normalisation: str = typer.Option("minmax", "--normalisation", help="minmax, rank or zscore"),
+    device: str = typer.Option(None, "--device", help="Where latency is measured (default: each run's)."),
+    plot: Path = typer.Option(None, "--plot", help="Folder for the Pareto-front figures (PNG and SVG)."),
+):
+    """Rank models by a weighted, normalised score of validation accuracy and speed and size measured
+    here; draw the accuracy-vs-latency and accuracy-vs-size Pareto fronts.
+
+    Example: cnnlab select studies/emnist-baseline-zoo --weights accuracy=0.7,latency=0.3 --plot figures
+    """
+    from .analysis.select import select
+
+    ranked = select(list(paths), weights, normalisation, device)
+    table = Table(title=f"ranking ({normalisation}-normalised, weights {weights}; validation accuracy, speed "
+                        f"measured on {ranked[0].figures['device']})")
+    for column in ("#", "candidate", "score", "seeds", "val acc", "latency ms (batch 1)", "images/s", "params"):
+        table.add_column(column, justify="left" if column == "candidate" else "right")
+    for place, c in enumerate(ranked, 1):
+        f = c.figures
+        table.add_row(str(place), c.name, f"{c.score:.3f}", str(f["seeds"]), f"{f['val_accuracy']:.2%}",
+                      f"{f['latency_ms']:.2f}", f"{f['images_per_s']:,.0f}", f"{f['params']:,}")
+    console.print(table)
+    console.print(f"selected: {ranked[0].name}", highlight=False)
+    if plot is not None:
+        from .analysis.plots import pareto_scatter, save_figure
+
+        points = [{"label": c.name, **c.figures} for c in ranked]
+        for x, label, stem in (("latency_ms", "latency, ms per image (batch 1)", "pareto-latency"),
+                               ("params", "parameters", "pareto-size")):
+            figure = pareto_scatter(points, x, "val_accuracy", x_label=label, y_label="validation accuracy")
+            for path in save_figure(figure, plot / stem):
+                console.print(f"wrote {path}")
+
+
 @app.command()
 def compare(
     paths: list[Path] = typer.Argument(..., help="Two or more run folders, or folders of seeds (a study's "

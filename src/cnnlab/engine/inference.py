@@ -133,3 +133,37 @@ def predict_files(path: str | Path, files, top: int = 5, invert: str = "auto", d
     values, indices = probabilities.topk(k, dim=1)
     return [{"file": str(f), "top": [(run.classes[i], float(p)) for p, i in zip(v.tolist(), ix.tolist())]}
             for f, v, ix in zip(files, values, indices)]
+
+
+def time_inference(path: str | Path, device: str | None = None, repeats: int = 30, batch: int = 256,
+                   warmup: int = 5) -> dict:
+    """Latency of one image (median of `repeats`) and throughput at `batch`, on `device`, after warm-up
+    calls that are not timed; random images of the run's input shape (speed does not depend on them)."""
+    import statistics
+    import time
+
+    import torch
+
+    run = load_run(path, device)
+    trainer = run.trainer
+    shape = (run.spec["in_chans"], *run.spec["input_size"])
+    images = torch.randint(0, 256, (batch, *shape), dtype=torch.uint8, device=trainer.device)
+
+    def timed(x) -> float:
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize(trainer.device)
+        start = time.perf_counter()
+        trainer.infer(x)
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize(trainer.device)
+        return time.perf_counter() - start
+
+    with torch.inference_mode():
+        trainer.module.eval()
+        for _ in range(warmup):
+            timed(images[:1])
+            timed(images)
+        single = statistics.median(timed(images[:1]) for _ in range(repeats))
+        large = statistics.median(timed(images) for _ in range(max(3, repeats // 10)))
+    return {"latency_ms": single * 1000, "images_per_s": batch / large, "batch": batch, "device": str(trainer.device),
+            "threads": trainer.threads}

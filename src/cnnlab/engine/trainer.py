@@ -318,12 +318,12 @@ class Trainer:
                 if number == 1:
                     _sync(self.device)
                     clock = time.perf_counter()
-                outputs.append(self._infer(images[start:start + self.eval_batch_size]))
+                outputs.append(self.infer(images[start:start + self.eval_batch_size]))
                 timed += len(outputs[-1]) if number else 0
             if clock is None and len(images):
                 _sync(self.device)
                 clock = time.perf_counter()
-                self._infer(images)
+                self.infer(images)
                 timed = len(images)
             _sync(self.device)
             seconds = time.perf_counter() - clock if clock is not None else math.nan
@@ -332,7 +332,8 @@ class Trainer:
         logits = torch.cat(outputs) if outputs else torch.empty(0, device=self.device)
         return logits, seconds, timed
 
-    def _infer(self, images):
+    def infer(self, images):
+        """Logits of one uint8 batch (no grad handling: call under inference_mode, in eval mode)."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp == "bf16"):
             return self.module(self.transform(images)).float()
 

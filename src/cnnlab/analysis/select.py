@@ -1,0 +1,150 @@
+"""Model selection on measured figures: each candidate's validation accuracy (mean over its seeds),
+its latency and throughput measured on this machine, and its size; a weighted sum of normalised
+criteria ranks them, and the accuracy-vs-latency and accuracy-vs-size Pareto fronts show the trade-off.
+
+The reference study ranked models by ImageNet top-5, a GPU latency from a table and a parameter count;
+here every figure is the user's: their data's validation split (never test) and their hardware.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..runfolder import SUMMARY, RunFolder
+
+CRITERIA = {  # name -> (summary field or measured key, higher is better)
+    "accuracy": ("val_accuracy", True),
+    "top5": ("val_top5", True),
+    "latency": ("latency_ms", False),
+    "throughput": ("images_per_s", True),
+    "size": ("params", False),
+}
+NORMALISATIONS = ("minmax", "rank", "zscore")
+DEFAULT_WEIGHTS = {"accuracy": 0.6, "latency": 0.2, "size": 0.2}
+
+
+@dataclass
+class Candidate:
+    name: str
+    runs: list[Path]
+    figures: dict = field(default_factory=dict)  # val_accuracy, val_top5, params, latency_ms, images_per_s, seeds
+    score: float = math.nan
+    parts: dict = field(default_factory=dict)  # criterion -> normalised value (1 = best)
+
+
+def candidates_from(paths: list[str | Path]) -> list[Candidate]:
+    """A run folder is a candidate; a folder of runs (a study's `optimizer=sgd/`) is one candidate over
+    its seeds; a study folder gives one candidate per factor value (its `<factor=value>/` folders)."""
+    out = []
+    for path in map(Path, paths):
+        if (path / SUMMARY).exists():
+            out.append(Candidate(path.name, [path]))
+        elif (path / "study.json").exists():
+            for group in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                runs = _finished(group)
+                if runs:
+                    out.append(Candidate(group.name, runs))
+        else:
+            runs = _finished(path)
+            if not runs:
+                raise DataError(f"{path}: no finished run folders in it (summary.json with status finished)")
+            out.append(Candidate(path.name, runs))
+    if len(out) < 2:
+        raise DataError("select needs at least two candidates: runs, folders of seeds, or a study folder")
+    return out
+
+
+def _finished(folder: Path) -> list[Path]:
+    runs = sorted(p.parent for p in folder.glob(f"*/{SUMMARY}"))
+    return [r for r in runs if RunFolder(r).read_summary().get("status") == "finished"]
+
+
+def measure(candidate: Candidate, device: str | None = None, repeats: int = 30) -> None:
+    """Fill in the candidate's figures: validation metrics from its runs, speed timed here (first run)."""
+    from ..engine.inference import time_inference
+
+    summaries = [RunFolder(r).read_summary() for r in candidate.runs]
+    candidate.figures["seeds"] = len(summaries)
+    candidate.figures["val_accuracy"] = float(np.mean([s["val"]["accuracy"] for s in summaries]))
+    tops = [s["val"].get("top5") for s in summaries]
+    candidate.figures["val_top5"] = float(np.mean(tops)) if all(t is not None for t in tops) else math.nan
+    candidate.figures["params"] = summaries[0]["params"]
+    timing = time_inference(candidate.runs[0], device, repeats=repeats)
+    candidate.figures.update(latency_ms=timing["latency_ms"], images_per_s=timing["images_per_s"],
+                             device=timing["device"])
+
+
+def normalise(values: np.ndarray, higher_is_better: bool, how: str) -> np.ndarray:
+    """Each value mapped so that 1 is the best candidate's and 0 the worst's (minmax, rank), or a
+    z-score with the sign making higher better."""
+    v = np.asarray(values, dtype=float)
+    v = v if higher_is_better else -v
+    if how == "minmax":
+        span = v.max() - v.min()
+        return np.ones_like(v) if span == 0 else (v - v.min()) / span
+    if how == "rank":
+        from scipy.stats import rankdata
+
+        ranks = rankdata(v)  # ties share their mean rank
+        return np.ones_like(v) if len(v) == 1 else (ranks - 1) / (len(v) - 1)
+    if how == "zscore":
+        sd = v.std()
+        return np.zeros_like(v) if sd == 0 else (v - v.mean()) / sd
+    raise ConfigError(f"normalisation must be one of {', '.join(NORMALISATIONS)}. Got {how!r} instead.")
+
+
+def parse_weights(text: str | dict | None) -> dict[str, float]:
+    """'accuracy=0.6,latency=0.2,size=0.2' (or a dict) -> weights; unknown criteria are refused."""
+    if text is None:
+        return dict(DEFAULT_WEIGHTS)
+    items = text.items() if isinstance(text, dict) else (part.split("=", 1) for part in text.split(",") if part)
+    weights = {}
+    for item in items:
+        if len(item) != 2:
+            raise ConfigError(f"--weights takes criterion=weight pairs, e.g. accuracy=0.6,latency=0.2,size=0.2; "
+                              f"got {text!r}")
+        name, value = item[0].strip(), item[1]
+        if name not in CRITERIA:
+            raise ConfigError(f"unknown criterion {name!r}; choose from {', '.join(CRITERIA)}")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise ConfigError(f"the weight of {name} must be a number, got {value!r}") from None
+        if weights[name] < 0:
+            raise ConfigError(f"the weight of {name} must be >= 0, got {weights[name]}")
+    if not weights or sum(weights.values()) == 0:
+        raise ConfigError("at least one criterion needs a weight above 0")
+    return weights
+
+
+def rank(candidates: list[Candidate], weights: dict[str, float], how: str = "minmax") -> list[Candidate]:
+    """Score = sum of weight x normalised criterion (weights rescaled to sum to 1); best first."""
+    total = sum(weights.values())
+    for candidate in candidates:
+        candidate.parts, candidate.score = {}, 0.0
+    for criterion, weight in weights.items():
+        key, higher = CRITERIA[criterion]
+        values = np.array([c.figures[key] for c in candidates], dtype=float)
+        if not np.isfinite(values).all():
+            raise DataError(f"{criterion} is not known for every candidate (e.g. top-5 needs more than 5 classes); "
+                            f"drop it from --weights")
+        for candidate, value in zip(candidates, normalise(values, higher, how)):
+            candidate.parts[criterion] = float(value)
+            candidate.score += weight / total * float(value)
+    return sorted(candidates, key=lambda c: -c.score)
+
+
+def select(paths: list[str | Path], weights: str | dict | None = None, normalisation: str = "minmax",
+           device: str | None = None, repeats: int = 30) -> list[Candidate]:
+    weights = parse_weights(weights)
+    if normalisation not in NORMALISATIONS:
+        raise ConfigError(f"normalisation must be one of {', '.join(NORMALISATIONS)}. Got {normalisation!r} instead.")
+    candidates = candidates_from(paths)
+    for candidate in candidates:
+        measure(candidate, device, repeats)
+    return rank(candidates, weights, normalisation)
