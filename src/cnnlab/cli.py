@@ -331,7 +331,7 @@ def evaluate(
     data: str = typer.Option(None, "--data", help="Another dataset with the same classes (default: the run's)."),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda (default: the run's)."),
     per_class: bool = typer.Option(False, "--per-class", help="Also the per-class precision / recall / F1 table."),
-    confused: int = typer.Option(8, "--confused", help="How many most-confused class pairs to list."),
+    confused: int = typer.Option(8, "--confused", min=0, help="How many most-confused class pairs to list."),
 ):
     """Loss, accuracy, top-5, macro-F1 and inference speed on a test split; writes the predictions; on
     the run's own data also weighted F1, the most-confused class pairs by name, and --per-class.
@@ -350,7 +350,7 @@ def evaluate(
                   f"{result['images_per_s']:,.0f} img/s ({result['device']}, batch {result['batch_size']})")
     console.print(table)
     console.print(f"predictions: {result['predictions']}", highlight=False, soft_wrap=True)
-    if data is None:  # the analysis reads predictions.npz, the run's own test split
+    if result["own_data"]:  # the analysis reads predictions.npz, the run's own test split
         _print_run_analysis(run, per_class, confused)
 
 
@@ -453,6 +453,24 @@ def select_models(
 
 
 @app.command()
+def report(
+    sources: list[Path] = typer.Argument(..., help="A study folder or run folders."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder for report.html, report.md, figures/, tables/."),
+    title: str = typer.Option(None, "--title", help="The report's title."),
+):
+    """One self-contained HTML page (figures embedded) and a Markdown version with the tables as CSV,
+    Markdown and LaTeX and the figures as PNG and SVG.
+
+    Example: cnnlab report studies/emnist-optimizer -o reports/optimizer
+    """
+    from .analysis.report import write_report
+
+    written = write_report(list(sources), out, title)
+    console.print(f"wrote {written['html']} ({written['figures']} figures embedded) and {written['markdown']}",
+                  highlight=False, soft_wrap=True)
+
+
+@app.command()
 def compare(
     paths: list[Path] = typer.Argument(..., help="Two or more run folders, or folders of seeds (a study's "
                                                  "optimizer=sgd/)."),
@@ -519,8 +537,11 @@ def quickstart(out: Path = typer.Option(Path("quickstart"), "-o", "--out", help=
     for figure in figures:
         console.print(f"wrote {figure}")
     _print_study_tables(run.folder.path)
-    console.print(f"results: {out / 'results.csv'}; study: {run.folder.path} "
-                  f"(cnnlab study table {run.folder.path} --format markdown)", highlight=False)
+    from .analysis.report import write_report
+
+    written = write_report([run.folder.path], out / "report", "cnnlab quickstart")
+    console.print(f"results: {out / 'results.csv'}; study: {run.folder.path}; report: {written['html']} "
+                  f"(and {written['markdown']})", highlight=False, soft_wrap=True)
 
 
 @study_app.command("run")

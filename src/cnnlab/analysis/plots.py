@@ -246,7 +246,7 @@ def per_class_accuracy(per_class_frame, title: str | None = None):
     if horizontal:
         ax.barh(position, recall, color=colours, edgecolor="0.3", linewidth=0.4, height=0.75)
         ax.set_yticks(position, names, fontsize=fontsize)
-        ax.invert_yaxis()  # the worst class on top, where the eye starts
+        ax.set_ylim(n - 0.5, -0.5)  # the worst class on top, where the eye starts
         ax.set_xlim(0, 1.12)
         ax.xaxis.set_major_formatter(PercentFormatter(xmax=1))
         ax.axvline(mean, color="0.2", linestyle="--", linewidth=1)
@@ -267,9 +267,10 @@ def per_class_accuracy(per_class_frame, title: str | None = None):
         ax.set_xlabel(class_label)
         ax.set_ylabel(value_label)
         ax.grid(axis="x", visible=False)
-    ax.legend(handles=[Line2D([], [], color="0.2", linestyle="--", label=f"mean recall {mean * 100:.1f} %"),
-                       Patch(facecolor=HIGHLIGHT, edgecolor="0.3", label="below the mean")],
-              loc="lower right", framealpha=0.9)
+    # below the axes: inside, it would cover the bars' ends whatever corner it took
+    fig.legend(handles=[Line2D([], [], color="0.2", linestyle="--", label=f"mean recall {mean * 100:.1f} %"),
+                        Patch(facecolor=HIGHLIGHT, edgecolor="0.3", label="below the mean")],
+               loc="outside lower center", ncols=2, frameon=False)
     return fig
 
 
@@ -363,13 +364,15 @@ def study_bars(factor_table, y_from_zero: bool = True, title: str | None = None)
             text = f"{means[i]:.2f}" + (f"\n± {halves[i]:.2f}" if has_ci[i] else f"\n({seeds[i]} seed)")
             y = tops[i] + 0.015 * span
         ax.text(x[i], y, text, ha="center", va="bottom", fontsize=7, linespacing=1.0)
-    rotate = n > 6 or max(map(len, values)) > 10
-    ax.set_xticks(x, values, rotation=30 if rotate else 0, ha="right" if rotate else "center",
+    # the same star as the study's tables, so the mark survives a grey-scale print without the legend
+    ticks = [("★ " if b else "") + v for v, b in zip(values, best)]
+    rotate = n > 6 or max(map(len, ticks)) > 10
+    ax.set_xticks(x, ticks, rotation=30 if rotate else 0, ha="right" if rotate else "center",
                   rotation_mode="anchor")
     ax.grid(axis="x", visible=False)
     if any(best):
-        ax.legend(handles=[Patch(facecolor=HIGHLIGHT, edgecolor="0.2", hatch="//",
-                                 label="best by validation accuracy")], loc="lower right", framealpha=0.9)
+        fig.legend(handles=[Patch(facecolor=HIGHLIGHT, edgecolor="0.2", hatch="//",
+                                  label="★ best by validation accuracy")], loc="outside lower center", frameon=False)
     return fig
 
 
@@ -438,6 +441,6 @@ def pareto_scatter(points: Sequence[Mapping], x: str, y: str, label_key: str = "
                               label="dominated"))
     if skipped:
         handles.append(Line2D([], [], linestyle="none", label=f"{skipped} point(s) without {x} or {y} left out"))
-    ax.legend(handles=handles, loc="lower right", framealpha=0.9)
+    ax.legend(handles=handles, loc="best", framealpha=0.9)
     ax.margins(x=0.12, y=0.1)  # room for the labels right of the points
     return fig

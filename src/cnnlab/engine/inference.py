@@ -72,7 +72,7 @@ def evaluate_run(path: str | Path, data: str | None = None, device: str | None =
     file = PREDICTIONS if own else f"predictions-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.npz"
     run.folder.write_predictions(predictions, file)
     test = results["test"]
-    return {"run": str(run.folder.path), "data": name, "split": "test", "images": len(test.labels),
+    return {"run": str(run.folder.path), "data": name, "own_data": own, "split": "test", "images": len(test.labels),
             **test.metrics(), "device": str(run.trainer.device), "batch_size": run.trainer.eval_batch_size,
             "predictions": str(run.folder.file(file))}
 

@@ -1,0 +1,203 @@
+"""A report people can paste: one self-contained HTML page (figures embedded as PNG) and a Markdown
+version beside it with the figures as PNG and SVG files and the tables as CSV, Markdown and LaTeX.
+
+For a study: per factor the table with CIs and the verdict, a bar chart of test accuracy with error
+bars and learning curves of one seed per value; then the best cell by validation accuracy analysed
+like a run. For runs: learning curves overlaid, then each run's metrics, most-confused pairs,
+confusion heatmap, per-class accuracy and a gallery of misclassified test images.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DataError
+from ..runfolder import SUMMARY, RunFolder, atomic_write
+
+
+@dataclass
+class _Doc:
+    """Builds the HTML and the Markdown side by side, writing figures and tables into `out`."""
+
+    out: Path
+    html: list[str] = field(default_factory=list)
+    md: list[str] = field(default_factory=list)
+    figures: int = 0
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
+        self.md.append(f"{'#' * level} {text}\n")
+
+    def paragraph(self, text: str) -> None:
+        self.html.append(f"<p>{html.escape(text)}</p>")
+        self.md.append(text + "\n")
+
+    def table(self, headings: list[str], rows: list[list[str]], stem: str | None = None) -> None:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in headings)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+        self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        lines = ["| " + " | ".join(headings) + " |", "|" + "|".join(["---"] * len(headings)) + "|"]
+        lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+        self.md.append("\n".join(lines) + "\n")
+        if stem:
+            import csv
+            import io
+
+            buffer = io.StringIO()
+            csv.writer(buffer).writerows([headings, *rows])
+            atomic_write(self.out / "tables" / f"{stem}.csv", buffer.getvalue())
+
+    def figure(self, fig, stem: str, caption: str) -> None:
+        import matplotlib.pyplot as plt
+
+        from .plots import save_figure
+
+        png, _svg = save_figure(fig, self.out / "figures" / stem)
+        plt.close(fig)
+        data = base64.b64encode(png.read_bytes()).decode()
+        self.html.append(f'<figure><img class="figure" alt="{html.escape(caption)}" '
+                         f'src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption>'
+                         f"</figure>")
+        self.md.append(f"![{caption}](figures/{stem}.png)\n\n*{caption}* ([SVG](figures/{stem}.svg))\n")
+        self.figures += 1
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .6em;
+text-align:right}th:first-child,td:first-child{text-align:left}img.figure{max-width:100%}
+figure{margin:1.5em 0}figcaption{color:#555;font-size:.9em}"""
+# Lets a headless browser (and the tests) tell that every embedded figure decoded.
+CHECK = """<script>window.addEventListener('load',()=>{const imgs=[...document.images];
+document.body.dataset.figures=imgs.length;
+document.body.dataset.figuresRendered=imgs.filter(i=>i.complete&&i.naturalWidth>0).length;});</script>"""
+
+
+def write_report(sources: list[str | Path], out: str | Path, title: str | None = None) -> dict:
+    """Write report.html and report.md (plus figures/ and tables/) into `out` for a study folder or
+    run folders; returns {'html', 'markdown', 'figures'}."""
+    out = Path(out)
+    sources = [Path(s) for s in sources]
+    if not sources:
+        raise DataError("report needs a study folder or run folders")
+    doc = _Doc(out)
+    studies = [s for s in sources if (s / "study.json").exists()]
+    runs = [s for s in sources if (s / SUMMARY).exists()]
+    unknown = [s for s in sources if s not in studies and s not in runs]
+    if unknown:
+        raise DataError(f"{unknown[0]} is neither a study folder (study.json) nor a run folder (summary.json)")
+    title = title or f"cnnlab report: {', '.join(s.name for s in sources)}"
+    doc.heading(title, 1)
+    doc.paragraph(f"Written {time.strftime('%Y-%m-%d %H:%M')} by cnnlab from {', '.join(map(str, sources))}. "
+                  f"Choices (best values, kept epochs) use the validation split; test figures are reported only.")
+    for study in studies:
+        _study_section(doc, study)
+    if len(runs) > 1:
+        _learning_curves(doc, {r.name: r for r in runs}, "runs")
+    for run in runs:
+        _run_section(doc, run)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(doc.html)}{CHECK}</body></html>")
+    atomic_write(out / "report.html", page)
+    atomic_write(out / "report.md", "\n".join(doc.md))
+    return {"html": out / "report.html", "markdown": out / "report.md", "figures": doc.figures}
+
+
+def _study_section(doc: _Doc, path: Path) -> None:
+    from ..studyfolder import StudyFolder
+    from .plots import study_bars
+    from .study_table import HEADINGS, collect_results, formatted_row, study_tables, to_latex, to_markdown
+
+    folder = StudyFolder(path)
+    name = folder.read_manifest()["name"]
+    tables = study_tables(path)
+    doc.heading(f"Study {name}")
+    atomic_write(doc.out / "tables" / f"{name}.tex", to_latex(tables))
+    atomic_write(doc.out / "tables" / f"{name}.md", to_markdown(tables))
+    frame = collect_results(path)
+    frame.to_csv(doc.out / "tables" / f"{name}-cells.csv", index=False)
+    for table in tables:
+        doc.heading(f"{table.factor}", 3)
+        doc.table(HEADINGS, [formatted_row(r) for r in table.rows], f"{name}-{table.factor}")
+        doc.paragraph(table.verdict + "." + "".join(f" Note: {n}." for n in table.notes))
+        doc.figure(study_bars(table), f"{name}-{table.factor}-bars",
+                   f"{table.factor}: test accuracy, mean and 95 % CI over seeds (★ best by validation)")
+        import pandas as pd
+
+        done = frame[frame["status"] == "finished"]
+        rows = pd.concat([done[done["factor"] == "base"], done[done["factor"] == table.factor]]) \
+            if table.factor != "base" else done[done["factor"] == "base"]
+        curves = {}  # one seed (the lowest) per value; a value equal to the base shares its cells
+        for value, group in rows.drop_duplicates("cell").groupby("value", sort=False):
+            first = group.sort_values("seed").iloc[0]
+            curves[f"{value} (seed {first['seed']})"] = path / first["cell"]
+        if curves:
+            _learning_curves(doc, curves, f"{name}-{table.factor}")
+    finished = frame[frame["status"] == "finished"]
+    if len(finished):
+        best = finished.sort_values("val_accuracy", ascending=False).iloc[0]
+        doc.paragraph(f"Best cell by validation accuracy: {best['cell']} ({best['val_accuracy']:.2%}).")
+        _run_section(doc, path / best["cell"])
+
+
+def _learning_curves(doc: _Doc, runs: dict[str, Path], stem: str) -> None:
+    from .plots import learning_curves
+
+    metrics = {label: RunFolder(run).read_metrics() for label, run in runs.items()}
+    doc.figure(learning_curves(metrics), f"{stem}-curves", f"learning curves ({stem}): train solid, validation dashed")
+
+
+def _run_section(doc: _Doc, path: Path) -> None:
+    from .metrics import analyse_run
+    from .plots import confusion_heatmap, misclassified_gallery, per_class_accuracy
+
+    folder = RunFolder(path)
+    summary = folder.read_summary()
+    stem = "-".join(path.parts[-2:]).replace("=", "_").replace("/", "_")
+    doc.heading(f"Run {path.name}", 3)
+    report = analyse_run(path)
+    m = report.metrics
+    env = folder.read_env() if folder.file("env.json").exists() else {}
+    doc.table(["model", "data", "params", "best epoch", "train s", "test acc", "top-5", "macro-F1", "weighted F1",
+               "device"],
+              [[summary.get("model", ""), summary.get("data", ""), f"{summary.get('params', 0):,}",
+                str(summary.get("best_epoch")), f"{summary.get('train_seconds', 0):.1f}", f"{m['accuracy']:.2%}",
+                "—" if m["top5"] is None else f"{m['top5']:.2%}", f"{m['macro_f1']:.4f}", f"{m['weighted_f1']:.4f}",
+                str(env.get("device", summary.get("device", "")))]], f"{stem}-metrics")
+    if report.case_insensitive is not None:
+        doc.paragraph(f"Case-insensitive accuracy: {report.case_insensitive:.2%}.")
+    if report.pairs:
+        doc.table(["pair", "a → b", "b → a", "share of their images"],
+                  [[f"{p.a} ↔ {p.b}", str(p.a_as_b), str(p.b_as_a), f"{p.rate:.1%}"] for p in report.pairs],
+                  f"{stem}-confused")
+    doc.figure(confusion_heatmap(report.matrix, report.source.classes), f"{stem}-confusion",
+               "confusion matrix (test), rows normalised: true class down, predicted across")
+    doc.figure(per_class_accuracy(report.per_class), f"{stem}-per-class", "per-class accuracy (recall) on test")
+    images = _test_images(folder, report.source.predictions.labels)
+    if images is not None:
+        pred = report.source.predictions
+        doc.figure(misclassified_gallery(images, pred.labels, pred.predicted, report.source.classes),
+                   f"{stem}-misclassified", "misclassified test images: true → predicted")
+    else:
+        doc.paragraph("(The test images are not on this machine, so the gallery of misclassified images is left out.)")
+
+
+def _test_images(folder: RunFolder, labels):
+    """The run's test images in the order of its predictions, when its data is here."""
+    import numpy as np
+
+    from ..config import build_config
+    from ..data import load_dataset, prepare_splits
+    from ..errors import CnnlabError
+
+    d = build_config(folder.read_config()).data
+    try:
+        dataset = prepare_splits(load_dataset(d.name, download=False, progress=False), val=d.val,
+                                 carve_from=d.carve_from, test=d.test, seed=d.split_seed)
+    except CnnlabError:
+        return None
+    test = dataset["test"]
+    return test.images if np.array_equal(test.labels, labels) else None

@@ -1,0 +1,69 @@
+"""The report: files, tables and figures written, and the HTML opened in headless Chromium with
+every embedded figure decoded."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from cnnlab.analysis.report import write_report
+from cnnlab.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    from cnnlab.experiments.study import run_study
+
+    out = tmp_path_factory.mktemp("report") / "study"
+    os.environ.setdefault("CNNLAB_OFFLINE", "1")
+    run_study({"name": "rep", "base": {"data": "digits", "model": "lenet5", "train": {"epochs": 2, "threads": 1}},
+               "ablate": {"train.optimizer": ["sgd"]}, "seeds": 2}, out, progress=False)
+    return out
+
+
+def chromium_dom(page) -> str:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("chromium is missing: scripts/install.sh installs Debian's chromium")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    result = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                             "--disable-component-update", "--disable-sync", "--no-first-run",
+                             "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_a_study_report_renders_in_chromium_with_every_figure(study, tmp_path):
+    written = write_report([study], tmp_path / "report", "digits study")
+    out = tmp_path / "report"
+    # per factor: bars and curves; the best cell: confusion, per-class, misclassified gallery
+    assert written["figures"] == 5
+    for stem in ("rep-train.optimizer-bars", "rep-train.optimizer-curves"):
+        assert (out / "figures" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (out / "figures" / f"{stem}.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+    for table in ("rep.tex", "rep.md", "rep-cells.csv", "rep-train.optimizer.csv"):
+        assert (out / "tables" / table).stat().st_size > 0
+    markdown = written["markdown"].read_text()
+    assert markdown.startswith("# digits study") and "| value | seeds |" in markdown
+    assert len(re.findall(r"!\[[^]]*\]\(figures/[^)]+\.png\)", markdown)) == 5
+    page = written["html"].read_text()
+    assert page.count("data:image/png;base64,") == 5 and "src=\"figures/" not in page  # self-contained
+    body = re.search(r"<body[^>]*>", chromium_dom(written["html"])).group(0)
+    assert 'data-figures="5"' in body and 'data-figures-rendered="5"' in body
+
+
+def test_a_run_report_and_bad_sources(study, tmp_path):
+    runs = sorted(p.parent for p in study.glob("*/*/summary.json"))[:2]
+    written = write_report(runs, tmp_path / "runs")
+    assert "not on this machine" not in written["markdown"].read_text(), written["markdown"].read_text()[-3000:]
+    assert written["figures"] == 1 + 3 * 2  # overlaid curves; per run: confusion, per-class, gallery
+    html = written["html"].read_text()
+    assert "most-confused" not in html or "↔" in html
+    with pytest.raises(DataError, match="neither a study folder"):
+        write_report([tmp_path], tmp_path / "bad")
