@@ -350,6 +350,12 @@ def evaluate(
                   f"{result['images_per_s']:,.0f} img/s ({result['device']}, batch {result['batch_size']})")
     console.print(table)
     console.print(f"predictions: {result['predictions']}", highlight=False, soft_wrap=True)
+    from .engine.inference import time_inference
+
+    speed = time_inference(run, device)
+    console.print(f"latency {speed['latency_ms']:.2f} ms per image (batch 1), {speed['images_per_s']:,.0f} images/s "
+                  f"at batch {speed['batch']} ({speed['device']}, {speed['threads']} threads, warm-up excluded)",
+                  highlight=False)
     if result["own_data"]:  # the analysis reads predictions.npz, the run's own test split
         _print_run_analysis(run, per_class, confused)
 

@@ -71,3 +71,19 @@ def test_a_real_study_is_ranked_on_validation_accuracy_and_measured_speed(tmp_pa
     assert rescnn.figures["latency_ms"] > lenet.figures["latency_ms"]  # 3x3 residual stages vs LeNet-5, batch 1
     with pytest.raises(DataError, match="at least two candidates"):
         candidates_from([next((out / "base").iterdir())])
+
+    from typer.testing import CliRunner
+
+    from cnnlab.cli import app
+
+    result = CliRunner().invoke(app, ["select", str(out), "--weights", "accuracy=0.5,latency=0.5",
+                                      "--normalisation", "rank", "--plot", str(tmp_path / "fig")])
+    assert result.exit_code == 0, result.output
+    assert "selected: " in result.stdout and "model=rescnn-widths_8-16" in result.stdout
+    for stem in ("pareto-latency", "pareto-size"):
+        assert (tmp_path / "fig" / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+        assert "validation accuracy" in (tmp_path / "fig" / f"{stem}.svg").read_text()
+    bad = CliRunner().invoke(app, ["select", str(out), "--weights", "speed=1"])
+    assert bad.exit_code == 2 and "unknown criterion 'speed'" in bad.stderr
+    evaluate = CliRunner().invoke(app, ["evaluate", str(candidates[0].runs[0])])
+    assert evaluate.exit_code == 0 and "ms per image (batch 1)" in evaluate.stdout

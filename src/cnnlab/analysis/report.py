@@ -44,12 +44,7 @@ class _Doc:
         lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
         self.md.append("\n".join(lines) + "\n")
         if stem:
-            import csv
-            import io
-
-            buffer = io.StringIO()
-            csv.writer(buffer).writerows([headings, *rows])
-            atomic_write(self.out / "tables" / f"{stem}.csv", buffer.getvalue())
+            _write_csv(self.out / "tables" / f"{stem}.csv", [headings, *rows])
 
     def figure(self, fig, stem: str, caption: str) -> None:
         import matplotlib.pyplot as plt
@@ -64,6 +59,15 @@ class _Doc:
                          f"</figure>")
         self.md.append(f"![{caption}](figures/{stem}.png)\n\n*{caption}* ([SVG](figures/{stem}.svg))\n")
         self.figures += 1
+
+
+def _write_csv(path: Path, rows: list[list]) -> None:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    atomic_write(path, buffer.getvalue())
 
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -93,6 +97,7 @@ def write_report(sources: list[str | Path], out: str | Path, title: str | None =
     doc.heading(title, 1)
     doc.paragraph(f"Written {time.strftime('%Y-%m-%d %H:%M')} by cnnlab from {', '.join(map(str, sources))}. "
                   f"Choices (best values, kept epochs) use the validation split; test figures are reported only.")
+    _data_section(doc, (runs or [next(iter(_finished_runs(studies[0])), None)])[0])
     for study in studies:
         _study_section(doc, study)
     if len(runs) > 1:
@@ -143,6 +148,31 @@ def _study_section(doc: _Doc, path: Path) -> None:
         _run_section(doc, path / best["cell"])
 
 
+def _finished_runs(study: Path):
+    return sorted(p.parent for p in study.glob(f"*/*/{SUMMARY}"))
+
+
+def _data_section(doc: _Doc, run: Path | None) -> None:
+    """The class balance of the data the (first) run trained on, when that data is on this machine."""
+    from ..config import build_config
+    from ..data import class_histogram, load_dataset
+    from ..errors import CnnlabError
+
+    if run is None:
+        return
+    name = build_config(RunFolder(run).read_config()).data.name
+    try:
+        dataset = load_dataset(name, download=False, progress=False)
+    except CnnlabError:
+        doc.paragraph(f"(The dataset {name} is not on this machine, so its class histogram is left out.)")
+        return
+    doc.heading(f"Data: {name}")
+    sizes = ", ".join(f"{split} {len(dataset[split]):,}" for split in dataset.splits)
+    doc.paragraph(f"{dataset.num_classes} classes, images {'×'.join(map(str, dataset.image_shape))}; {sizes}.")
+    doc.figure(class_histogram(dataset), f"data-{name.replace(':', '_').replace('/', '_')}-classes",
+               f"{name}: images per class and split")
+
+
 def _learning_curves(doc: _Doc, runs: dict[str, Path], stem: str) -> None:
     from .plots import learning_curves
 
@@ -158,15 +188,23 @@ def _run_section(doc: _Doc, path: Path) -> None:
     summary = folder.read_summary()
     stem = "-".join(path.parts[-2:]).replace("=", "_").replace("/", "_")
     doc.heading(f"Run {path.name}", 3)
+    from ..engine.inference import time_inference
+
     report = analyse_run(path)
     m = report.metrics
-    env = folder.read_env() if folder.file("env.json").exists() else {}
+    speed = time_inference(path, repeats=20)
     doc.table(["model", "data", "params", "best epoch", "train s", "test acc", "top-5", "macro-F1", "weighted F1",
-               "device"],
+               "latency ms (batch 1)", "images/s (batch 256)", "measured on"],
               [[summary.get("model", ""), summary.get("data", ""), f"{summary.get('params', 0):,}",
                 str(summary.get("best_epoch")), f"{summary.get('train_seconds', 0):.1f}", f"{m['accuracy']:.2%}",
                 "—" if m["top5"] is None else f"{m['top5']:.2%}", f"{m['macro_f1']:.4f}", f"{m['weighted_f1']:.4f}",
-                str(env.get("device", summary.get("device", "")))]], f"{stem}-metrics")
+                f"{speed['latency_ms']:.2f}", f"{speed['images_per_s']:,.0f}",
+                f"{speed['device']}, {speed['threads']} threads"]], f"{stem}-metrics")
+    import numpy as np
+
+    counts = [["true \\ predicted", *report.source.classes]]
+    counts += [[name, *map(str, row)] for name, row in zip(report.source.classes, np.asarray(report.matrix))]
+    _write_csv(doc.out / "tables" / f"{stem}-confusion-counts.csv", counts)
     if report.case_insensitive is not None:
         doc.paragraph(f"Case-insensitive accuracy: {report.case_insensitive:.2%}.")
     if report.pairs:
