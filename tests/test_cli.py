@@ -176,6 +176,8 @@ def test_quickstart_explores_and_runs_a_three_model_three_seed_study(cli, tmp_pa
     assert "best by validation" in result.stdout or "the base value is the best" in result.stdout
     assert "Wilcoxon cannot reach p < 0.05 with 3 seeds" in result.stdout
     assert "epoch 1/" in result.stderr and "[9/9]" in result.stderr  # progress on stderr, the table on stdout
+    report = (tmp_path / "qs" / "report" / "report.html").read_text()
+    assert "report:" in result.stdout and report.count("data:image/png;base64,") == 6
     again = cli("quickstart", "-o", tmp_path / "qs")  # finished cells are kept: nothing trains again
     assert again.exit_code == 0 and "epoch 1/" not in again.stderr and "9 finished, 0 failed, 0 to run" in again.stderr
 
