@@ -478,8 +478,8 @@ def report(
 
 @app.command()
 def compare(
-    paths: list[Path] = typer.Argument(..., help="Two or more run folders, or folders of seeds (a study's "
-                                                 "optimizer=sgd/)."),
+    paths: list[Path] = typer.Argument(..., help="Two or more run folders, folders of seeds (a study's "
+                                                 "optimizer=sgd/), or a study folder (all its values)."),
     split: str = typer.Option("test", "--split", help="test or val"),
     alpha: float = typer.Option(0.05, "--alpha", help="Significance level."),
     resamples: int = typer.Option(10_000, "--resamples", help="Bootstrap resamples (runs)."),
@@ -489,11 +489,13 @@ def compare(
 
     Example: cnnlab compare runs/a runs/b
     Example: cnnlab compare studies/emnist-optimizer/base studies/emnist-optimizer/optimizer=sgd
+    Example: cnnlab compare studies/emnist-optimizer
     """
-    from .analysis.compare import accuracy_interval, compare as compare_paths, is_single_run
+    from .analysis.compare import accuracy_interval, expand_studies, is_single_run
+    from .analysis.compare import compare as compare_paths
 
     results = compare_paths(list(paths), split, alpha, resamples)
-    if all(is_single_run(p) for p in paths):
+    if all(is_single_run(p) for p in expand_studies(paths)):
         for path in paths:
             accuracy, low, high = accuracy_interval(path, split)
             console.print(f"{path}: {split} accuracy {accuracy:.2%} (95 % Wilson interval {low:.2%}–{high:.2%})",

@@ -24,6 +24,7 @@ from cnnlab.analysis.compare import (
     bootstrap_difference,
     compare,
     compare_groups,
+    expand_studies,
     compare_runs,
     group_accuracies,
     is_single_run,
@@ -433,3 +434,11 @@ def test_compare_refuses_a_mix_of_a_run_and_a_folder_and_a_single_path(runs):
         compare([runs["good"]])
     with pytest.raises(DataError, match="different"):
         compare([runs["good"], runs["weak"], runs["carved"]], resamples=200)
+
+
+def test_a_study_folder_stands_for_its_values(runs):
+    study = runs["study"]
+    assert expand_studies([study]) == [study / "base", study / "optimizer=sgd"]
+    [result] = compare([study])
+    direct = compare_groups(study / "base", study / "optimizer=sgd")
+    assert result.kind == "seeds" and result.p == direct.p and result.p_holm is None

@@ -127,6 +127,19 @@ def compare_groups(a: str | Path, b: str | Path, split: str = "test", alpha: flo
                       details={"seeds": seeds, "wilcoxon_p": test.wilcoxon_p}, notes=notes)
 
 
+def expand_studies(paths: list[str | Path]) -> list[Path]:
+    """A study folder stands for its groups of seeds (`base/`, `optimizer=sgd/`, ...): every value of
+    every factor, compared pairwise."""
+    out = []
+    for path in map(Path, paths):
+        if (path / "study.json").exists():
+            out += sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")
+                          and any(p.glob(f"*/{SUMMARY}")))
+        else:
+            out.append(path)
+    return out
+
+
 def is_single_run(path: str | Path) -> bool:
     return (Path(path) / SUMMARY).exists() and (Path(path) / "predictions.npz").exists()
 
@@ -134,6 +147,7 @@ def is_single_run(path: str | Path) -> bool:
 def compare(paths: list[str | Path], split: str = "test", alpha: float = 0.05,
             resamples: int = 10_000) -> list[Comparison]:
     """Every pair of the given runs or groups of runs (Holm-corrected when more than one pair)."""
+    paths = expand_studies(paths)
     if len(paths) < 2:
         raise DataError("compare needs at least two runs or folders of runs (use `cnnlab compare A B`)")
     kinds = {is_single_run(p) for p in paths}
