@@ -71,3 +71,11 @@ def emnist_home(tmp_path_factory) -> Path:
 def use_emnist_home(emnist_home, monkeypatch) -> Path:
     monkeypatch.setenv("CNNLAB_DATA", str(emnist_home))
     return emnist_home
+
+
+@pytest.fixture
+def cli():
+    """cli("train", "--data", "digits", ...) -> click's Result (exit_code, stdout, stderr)."""
+    from cli_helpers import invoke_cli
+
+    return invoke_cli

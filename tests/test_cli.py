@@ -8,30 +8,11 @@ import re
 import shutil
 
 import pytest
-from typer.testing import CliRunner
 
-from cnnlab.cli import app
 from cnnlab.data import DATASETS, data_home
 from cnnlab.errors import DataError, UnknownNameError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _runner() -> CliRunner:
-    try:
-        return CliRunner(mix_stderr=False)  # click < 8.2 mixes stderr into output unless told not to
-    except TypeError:
-        return CliRunner()  # click >= 8.2 keeps result.stderr apart (result.output interleaves both)
-
-
-@pytest.fixture
-def cli():
-    runner = _runner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, [str(a) for a in args])
-
-    return invoke
 
 
 def assert_one_line_error(result, *fragments: str) -> str:

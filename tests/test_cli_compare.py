@@ -16,31 +16,12 @@ from scipy import stats
 from sklearn import metrics as skm
 from statsmodels.stats.proportion import proportion_confint
 from test_cli import assert_one_line_error, table_row
-from typer.testing import CliRunner
 
-from cnnlab.cli import app
 
 BASE = {"data": "digits", "model": "lenet5", "train": {"epochs": 3, "lr": 0.01, "threads": 1}}
 # adam is the default optimizer: the base cell; base and sgd x 3 seeds = 6 runs
 STUDY = {"name": "s", "base": {"data": "digits", "model": "lenet5", "train": {"epochs": 2, "threads": 1}},
          "ablate": {"train.optimizer": ["sgd"]}, "seeds": 3}
-
-
-def _runner() -> CliRunner:
-    try:
-        return CliRunner(mix_stderr=False)  # click < 8.2 mixes stderr into output unless told not to
-    except TypeError:
-        return CliRunner()
-
-
-@pytest.fixture
-def cli():
-    runner = _runner()
-
-    def invoke(*args):
-        return runner.invoke(app, [str(a) for a in args])
-
-    return invoke
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,8 @@ import pytest
 import torch
 import yaml
 from test_cli import assert_one_line_error, table_row
-from typer.testing import CliRunner
+from cli_helpers import invoke_cli as invoke
 
-from cnnlab.cli import app
 from cnnlab.data import DATASETS
 from cnnlab.studyfolder import StudyFolder
 
@@ -28,22 +27,6 @@ STUDY = {
     "seeds": 2,
 }
 TABLE_TITLE = "train.optimizer (mean ± 95 % CI over seeds; ★ best by validation accuracy)"
-
-
-def _runner() -> CliRunner:
-    try:
-        return CliRunner(mix_stderr=False)  # click < 8.2 mixes stderr into output unless told not to
-    except TypeError:
-        return CliRunner()
-
-
-def invoke(*args):
-    return _runner().invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture
-def cli():
-    return invoke
 
 
 def write_study(folder: Path, study: dict = STUDY, name: str | None = None) -> Path:

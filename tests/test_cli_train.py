@@ -12,9 +12,7 @@ import torch
 import yaml
 from PIL import Image
 from test_cli import assert_one_line_error, table_row
-from typer.testing import CliRunner
 
-from cnnlab.cli import app
 from cnnlab.config import FLAGS
 from cnnlab.data import load_dataset, prepare_splits
 from cnnlab.engine.inference import background, load_run, read_image
@@ -23,23 +21,6 @@ from cnnlab.experiments.run import train_run
 from cnnlab.runfolder import RunFolder
 
 TRAIN = ["--data", "digits", "--model", "lenet5", "--threads", "1"]
-
-
-def _runner() -> CliRunner:
-    try:
-        return CliRunner(mix_stderr=False)  # click < 8.2 mixes stderr into output unless told not to
-    except TypeError:
-        return CliRunner()
-
-
-@pytest.fixture
-def cli():
-    runner = _runner()
-
-    def invoke(*args):
-        return runner.invoke(app, [str(a) for a in args])
-
-    return invoke
 
 
 @pytest.fixture(scope="module")
