@@ -281,3 +281,13 @@ def test_atomic_write_leaves_the_old_file_and_no_temp_file_on_failure(tmp_path):
     with pytest.raises(OSError):
         atomic_write(target, "x")  # fails at the rename, after the data is written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder", "summary.json"]
+
+
+def test_logits_beyond_float16_are_clipped_not_stored_as_inf(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    logits = np.array([[1e6, -1e6, 3.0], [np.nan, 0.0, 1.0]], dtype=np.float32)
+    folder.write_predictions({"test": Predictions(np.arange(2), np.array([0, 2]), logits, "x")})
+    stored = folder.read_predictions()["test"].logits
+    assert stored[0, 0] == np.finfo(np.float16).max and stored[0, 1] == -np.finfo(np.float16).max
+    assert stored[0, 2] == 3.0 and np.isnan(stored[1, 0])  # NaN stays NaN: that is a broken model, said plainly
+    assert stored[0].argmax() == 0

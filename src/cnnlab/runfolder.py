@@ -43,6 +43,7 @@ TENSORBOARD = "tensorboard"
 SUMMARY = "summary.json"
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s")
 STATUSES = ("finished", "failed")
+FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
 class RunError(CnnlabError):
@@ -227,7 +228,9 @@ class RunFolder:
         for split, pred in predictions.items():
             arrays[f"{split}_indices"] = np.asarray(pred.indices, dtype=np.int64)
             arrays[f"{split}_labels"] = np.asarray(pred.labels, dtype=np.int64)
-            arrays[f"{split}_logits"] = np.asarray(pred.logits, dtype=np.float16)
+            # clipped to float16's range: a diverged model's huge logits would otherwise be stored as inf
+            arrays[f"{split}_logits"] = np.clip(np.asarray(pred.logits, dtype=np.float32), -FLOAT16_MAX,
+                                                FLOAT16_MAX).astype(np.float16)
             arrays[f"{split}_sha256"] = np.array(pred.sha256)
         path = self.file(name)
         buffer = io.BytesIO()
