@@ -18,7 +18,7 @@ from .executors import CellJob, make_executor
 from .plan import Plan, StudySpec, check_plan, import_user_modules, load_study, parse_study, plan_study
 
 PROBE_BATCH = 64
-STARTUP_SECONDS = 3.0  # a cell's own start: data from the cache, model build, folder writes (measured ~1-3 s)
+STARTUP_SECONDS = 1.0  # a cell's own work besides training: 0.5-0.9 s in benchmarks/bench_study.py
 
 
 def available_cores() -> int:
