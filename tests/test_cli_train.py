@@ -199,7 +199,7 @@ def test_evaluate_on_other_data_with_the_same_classes_writes_its_own_predictions
 
 def test_evaluate_a_folder_that_is_not_a_run(cli, tmp_path):
     result = cli("evaluate", tmp_path)
-    assert_one_line_error(result, str(tmp_path), "config.yaml is missing")
+    assert_one_line_error(result, str(tmp_path), "is not a run folder", "no config.yaml")
 
 
 # ---- predict -----------------------------------------------------------------------------------------------

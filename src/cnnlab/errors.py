@@ -31,3 +31,10 @@ class ChecksumError(DataError):
 
 class DownloadError(DataError):
     """A download failed (offline, refused, interrupted)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C: the work stopped where it can be resumed, and the message says how. A KeyboardInterrupt
+    (not an Exception), so no handler that records failures mistakes it for one."""
+
+    exit_code = 130

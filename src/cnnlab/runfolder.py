@@ -65,6 +65,21 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (where the platform lets a folder be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
@@ -120,16 +135,22 @@ class Predictions:
 
 
 class RunFolder:
-    """Paths and readers/writers of one run folder."""
+    """Paths and readers/writers of one run folder. `guard`, when given, is called before every write
+    (a study cell's lock check: a process that lost its cell must not write to it)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, guard=None):
         self.path = Path(path)
+        self.guard = guard
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+    def _before_write(self) -> None:
+        if self.guard is not None:
+            self.guard()
 
     # ---- state --------------------------------------------------------------------------
     @property
@@ -145,15 +166,40 @@ class RunFolder:
         return self.path.is_dir() and any(self.path.iterdir())
 
     def require(self, *names: str) -> None:
-        if not self.path.is_dir():
+        """Raise RunError, saying what the folder is instead, unless it is a run holding `names`."""
+        if not self.path.exists():
             raise RunError(f"{self.path}: no such run folder; train one with `cnnlab train --out {self.path}`")
-        for name in names:
-            if not self.file(name).exists():
-                raise RunError(f"{self.path} is not a finished run: {name} is missing "
-                               f"(continue it with `cnnlab train --out {self.path} --resume`)")
+        if not self.path.is_dir():
+            raise RunError(f"{self.path} is a file, not a run folder")
+        missing = [name for name in names if not self.file(name).exists()]
+        if missing and not self.file(CONFIG).exists() and not self.file(SUMMARY).exists():
+            raise RunError(f"{self.path} is not a run folder: it has no {CONFIG}, which every run writes when it "
+                           f"starts; give the folder of a run (`cnnlab train --out DIR` makes one)")
+        for name in missing:
+            if not self.file(SUMMARY).exists():
+                raise RunError(f"{self.path} is an unfinished run ({name} is missing and there is no {SUMMARY}); "
+                               f"continue it with `cnnlab train --out {self.path} --resume`")
+            summary = self._read_json(SUMMARY)
+            if summary.get("status") == "failed":
+                raise RunError(f"{self.path} is a failed run ({summary.get('error') or 'no error recorded'}), so "
+                               f"it has no {name}; fix the cause and resume it with `cnnlab train --out "
+                               f"{self.path} --resume`, or train a new run")
+            raise RunError(f"{self.path}: {name} is missing from this finished run; restore the file or train the "
+                           f"run again")
+
+    def remove_temporaries(self) -> list[Path]:
+        """Temporary files of writes that a killed process left half done (call while holding the run)."""
+        removed = []
+        for name in (CONFIG, ENV, METRICS, WEIGHTS, MODEL_SPEC, CHECKPOINT, PREDICTIONS, SUMMARY):
+            for temp in self.path.glob(f".{name}.*"):
+                if temp.is_file():
+                    temp.unlink(missing_ok=True)
+                    removed.append(temp)
+        return removed
 
     # ---- config and environment ------------------------------------------------------------
     def write_config(self, config: dict) -> None:
+        self._before_write()
         atomic_write(self.file(CONFIG), yaml.safe_dump(config, sort_keys=False))
 
     def read_config(self) -> dict:
@@ -167,6 +213,7 @@ class RunFolder:
         return tree
 
     def write_env(self, env: dict) -> None:
+        self._before_write()
         atomic_write(self.file(ENV), dumps(env))
 
     def read_env(self) -> dict:
@@ -174,6 +221,7 @@ class RunFolder:
 
     # ---- metrics ---------------------------------------------------------------------------
     def append_metrics(self, row: dict) -> None:
+        self._before_write()
         path = self.file(METRICS)
         new = not path.exists()
         with path.open("a", newline="") as out:
@@ -181,25 +229,52 @@ class RunFolder:
             if new:
                 writer.writeheader()
             writer.writerow({k: _csv_number(row.get(k)) for k in METRIC_COLUMNS})
+            out.flush()
+            os.fsync(out.fileno())
 
     def truncate_metrics(self, epochs: int) -> None:
-        """Keep the first `epochs` rows (a resumed run rewrites what came after its checkpoint)."""
-        rows = [r for r in self.read_metrics() if r["epoch"] <= epochs]
+        """Keep the first `epochs` rows (a resumed run rewrites what came after its checkpoint); a row torn
+        by a kill mid-write, or any later one, is dropped."""
+        rows = [r for r in self._parse_metrics(repair=True) if r["epoch"] <= epochs]
         text = ",".join(METRIC_COLUMNS) + "\n" + "".join(
             ",".join(_csv_number(r[k]) for k in METRIC_COLUMNS) + "\n" for r in rows)
+        self._before_write()
         atomic_write(self.file(METRICS), text)
 
     def read_metrics(self) -> list[dict]:
+        """One dict per epoch; RunError when the file is damaged (a torn last row: resume the run)."""
+        return self._parse_metrics(repair=False)
+
+    def _parse_metrics(self, repair: bool) -> list[dict]:
         path = self.file(METRICS)
         if not path.exists():
             return []
-        with path.open(newline="") as source:
-            rows = list(csv.DictReader(source))
-        return [{k: (int(v) if k == "epoch" else float(v) if v not in ("", None) else math.nan)
-                 for k, v in row.items() if k in METRIC_COLUMNS} for row in rows]
+        text = path.read_text(errors="replace")
+        lines = text.splitlines()
+        if not lines:
+            return []
+        if lines[0].split(",") != list(METRIC_COLUMNS):
+            if repair:
+                return []
+            raise RunError(f"{path}: the header is not {','.join(METRIC_COLUMNS)}; the file is not cnnlab's "
+                           f"metrics (restore it, or train the run again)")
+        rows = []
+        for number, line in enumerate(lines[1:], 2):
+            row = _metric_row(line)
+            torn = row is None or row["epoch"] != (rows[-1]["epoch"] + 1 if rows else 1) or \
+                (number == len(lines) and not text.endswith("\n"))
+            if torn:
+                if repair:
+                    break  # what follows a torn row came after the kill: the checkpoint decides
+                last = "its last row" if number == len(lines) else f"line {number}"
+                raise RunError(f"{path}: {last} is incomplete or out of order (the run was killed while writing "
+                               f"it); `cnnlab train --out {self.path} --resume` repairs it")
+            rows.append(row)
+        return rows
 
     # ---- model -----------------------------------------------------------------------------
     def write_model_spec(self, spec: dict) -> None:
+        self._before_write()
         atomic_write(self.file(MODEL_SPEC), dumps(spec))
 
     def read_model_spec(self) -> dict:
@@ -209,6 +284,7 @@ class RunFolder:
         from safetensors.torch import save
 
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+        self._before_write()
         atomic_write(self.file(name), save(tensors, metadata=metadata))
 
     def read_weights(self, name: str = WEIGHTS, device="cpu") -> dict:
@@ -235,6 +311,7 @@ class RunFolder:
         path = self.file(name)
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
+        self._before_write()
         atomic_write(path, buffer.getvalue())
 
     def read_predictions(self, name: str = PREDICTIONS) -> dict[str, Predictions]:
@@ -251,6 +328,7 @@ class RunFolder:
     def write_summary(self, summary: dict) -> None:
         if summary.get("status") not in STATUSES:
             raise ValueError(f"summary status must be one of {STATUSES}")
+        self._before_write()
         atomic_write(self.file(SUMMARY), dumps(summary))
 
     def read_summary(self) -> dict:
@@ -265,6 +343,19 @@ class RunFolder:
         if not isinstance(tree, dict):
             raise RunError(f"{self.file(name)}: expected a JSON object, got {type(tree).__name__}")
         return tree
+
+
+def _metric_row(line: str) -> dict | None:
+    """A metrics.csv line as numbers; None when it is not a whole row."""
+    fields = line.split(",")
+    if len(fields) != len(METRIC_COLUMNS):
+        return None
+    try:
+        row = {k: float(v) if v != "" else math.nan for k, v in zip(METRIC_COLUMNS, fields)}
+        epoch = int(fields[0])
+    except ValueError:
+        return None
+    return {**row, "epoch": epoch} if epoch >= 1 else None
 
 
 def _csv_number(value) -> str:

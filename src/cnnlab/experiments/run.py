@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import statistics
 import time
@@ -16,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import RunConfig, build_config, replace, to_dict
-from ..errors import ConfigError
+from ..errors import CnnlabError, ConfigError, Interrupted
 from ..runfolder import CHECKPOINT, TENSORBOARD, WEIGHTS, Predictions, RunError, RunFolder, images_sha256
+from ..studyfolder import LockLost
 
 
 @dataclass
@@ -78,16 +80,19 @@ def prepare(config: RunConfig) -> Prepared:
 
 
 def train_run(config: RunConfig | dict | None = None, out: str | Path | None = None, *, resume: bool = False,
-              callbacks=(), progress: bool = True, console=None) -> RunResult:
+              callbacks=(), progress: bool = True, console=None, guard=None) -> RunResult:
     """Train `config` into the run folder `out` (default runs/<model>-<data>-<time>).
 
     resume=True continues the folder's run from its last checkpoint (config None: the folder's own);
     a finished run is returned as it is. Raises CnnlabError for bad input, TrainingDiverged (after
-    marking the run failed) when the loss becomes NaN or infinite.
+    marking the run failed) when the loss becomes NaN or infinite, Interrupted on Ctrl-C (the folder
+    stays resumable). `guard` is called before every write to the folder (a study cell's lock check).
     """
     if isinstance(config, dict):
         config = build_config(config)
-    folder = RunFolder(out) if out is not None else None
+    folder = RunFolder(out, guard=guard) if out is not None else None
+    if folder is not None:
+        _check_out(folder.path)
     existing = folder is not None and folder.has_content()
     if existing and not resume:
         raise RunError(f"{folder.path} already holds a run ({folder.status}); continue it with --resume "
@@ -106,8 +111,26 @@ def train_run(config: RunConfig | dict | None = None, out: str | Path | None = N
     return _fit_into(folder, prepared, resume and existing, callbacks, progress, console)
 
 
+def _check_out(path: Path) -> None:
+    """--out must be a folder, or a path where one can be made."""
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                where = "" if place == path else f" ({place} is a file)"
+                raise RunError(f"--out {path} cannot be a run folder{where}; choose a folder path")
+            if not os.access(place, os.W_OK | os.X_OK):
+                raise RunError(f"--out {path}: {place} is not writable; choose a folder you can write to")
+            return
+
+
 def _resume_config(folder: RunFolder, given: RunConfig | None) -> RunConfig:
-    saved = build_config(folder.read_config())
+    try:
+        saved = build_config(folder.read_config())
+    except RunError:
+        raise
+    except CnnlabError as exc:
+        raise ConfigError(f"{folder.file('config.yaml')} was changed into an invalid config ({exc}); restore it, "
+                          f"or train a new run with another --out") from None
     if given is not None and given != saved:
         ours, theirs = to_dict(given), to_dict(saved)
         differ = [f"{s}.{k}" for s in ours for k in {**ours[s], **theirs[s]} if ours[s].get(k) != theirs[s].get(k)
@@ -136,7 +159,8 @@ def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, 
 
     def save_last(epoch):
         tensors, meta = trainer.state_dict()
-        folder.write_weights(tensors, CHECKPOINT, metadata={"state": json.dumps(meta)})
+        folder.write_weights(tensors, CHECKPOINT, metadata={"state": json.dumps(meta),
+                                                            "config": json.dumps(to_dict(config), sort_keys=True)})
 
     checkpoint = ModelCheckpoint(save_best=lambda weights, epoch: folder.write_weights(weights), save_last=save_last)
     run_callbacks = [CSVLogger(folder.append_metrics)]
@@ -150,22 +174,35 @@ def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, 
     trainer = Trainer(built.module, built.transform, t, loss=prepared.loss, augmentation=prepared.augmentation,
                       callbacks=[*run_callbacks, *callbacks, checkpoint])  # checkpoint last: it saves their state
     env = environment(trainer.device, trainer.threads)
-    if resuming:
-        _restore(folder, trainer, env)
-    else:
-        folder.path.mkdir(parents=True, exist_ok=True)
+    if resuming and folder.file(CHECKPOINT).exists():
+        _restore(folder, trainer, env, config)
+    else:  # a new run, or one killed before its first epoch ended: start (again) from the folder's config
+        try:
+            folder.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunError(f"cannot create the run folder {folder.path} ({exc.strerror}); choose another --out") from None
         folder.write_config(to_dict(config))
-        folder.write_env(env)
         folder.write_model_spec({**built.spec, "classes": list(dataset.classes), "data": config.data.name,
                                  "background": background(dataset["train"].images)})
+        if resuming:
+            _start_over(folder, env)
+        else:
+            folder.write_env(env)
     train, val, test = dataset["train"], dataset["val"], dataset["test"]
     try:
         history = trainer.fit((train.images, train.labels), (val.images, val.labels))
     except TrainingDiverged as exc:
         _write_failed(folder, str(exc), trainer)
         raise
-    except (KeyboardInterrupt, SystemExit):
-        raise  # unfinished, resumable
+    except LockLost:
+        raise  # another process has the cell now: write nothing
+    except KeyboardInterrupt:  # unfinished, resumable
+        done = f"epochs 1–{trainer.epoch} are saved in {folder.path}" if trainer.epoch else \
+            f"no epoch had finished, {folder.path} starts again from epoch 1"
+        raise Interrupted(f"interrupted during epoch {trainer.epoch + 1} of {t.epochs}: {done}; resume with "
+                          f"`cnnlab train --out {folder.path} --resume`") from None
+    except SystemExit:
+        raise
     except Exception as exc:
         _write_failed(folder, f"{type(exc).__name__}: {exc}", trainer)
         raise
@@ -187,23 +224,53 @@ def _positions(split):
     return split.items if split.items is not None else np.arange(len(split), dtype=np.int64)
 
 
-def _restore(folder: RunFolder, trainer, env: dict) -> None:
+def _restore(folder: RunFolder, trainer, env: dict, config: RunConfig) -> None:
+    """Load the last checkpoint into the trainer; only once it has loaded does a failed run's record go."""
     from safetensors import SafetensorError, safe_open
 
-    folder.file("summary.json").unlink(missing_ok=True)  # a failed run resumes from its last good epoch
     checkpoint = folder.file(CHECKPOINT)
-    if checkpoint.exists():
-        try:
-            with safe_open(checkpoint, framework="pt", device=str(trainer.device)) as source:
-                meta = json.loads(source.metadata()["state"])
-                tensors = {key: source.get_tensor(key) for key in source.keys()}
-        except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
-            raise RunError(f"{checkpoint}: not a readable checkpoint ({exc}); delete it to train the run again "
-                           f"from epoch 1") from None
+    try:
+        with safe_open(checkpoint, framework="pt", device=str(trainer.device)) as source:
+            metadata = source.metadata() or {}
+            meta = json.loads(metadata["state"])
+            saved = json.loads(metadata["config"]) if "config" in metadata else None
+            tensors = {key: source.get_tensor(key) for key in source.keys()}
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunError(f"{checkpoint}: not a readable checkpoint ({exc}); delete it to train the run again "
+                       f"from epoch 1") from None
+    if saved is not None and saved != to_dict(config):
+        current = to_dict(config)
+        differ = [f"{s}.{k}" for s in current for k in {**current[s], **saved.get(s, {})}
+                  if current[s].get(k) != saved.get(s, {}).get(k)]
+        raise ConfigError(f"{folder.file('config.yaml')} differs from the config its checkpoint was trained with "
+                          f"({', '.join(differ) or 'sections'}): restore those settings to resume, or train a new run "
+                          f"with another --out")
+    try:
         trainer.load_state_dict(tensors, meta)
+    except (RuntimeError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        reason = str(exc).strip().splitlines()[0][:300]
+        raise RunError(f"{checkpoint}: its training state does not fit this run's model and optimizer ({reason}); "
+                       f"delete it to train the run again from epoch 1") from None
+    folder.remove_temporaries()
+    folder.file("summary.json").unlink(missing_ok=True)  # a failed run resumes from its last good epoch
     folder.truncate_metrics(trainer.epoch)
-    saved_env = folder.read_env() if folder.file("env.json").exists() else {}
-    saved_env.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "epoch": trainer.epoch,
+    _note_resume(folder, env, trainer.epoch)
+
+
+def _start_over(folder: RunFolder, env: dict) -> None:
+    """A run killed before its first checkpoint: nothing was kept, so it restarts from its config."""
+    folder.remove_temporaries()
+    folder.file("summary.json").unlink(missing_ok=True)
+    folder.truncate_metrics(0)
+    _note_resume(folder, env, 0)
+
+
+def _note_resume(folder: RunFolder, env: dict, epoch: int) -> None:
+    try:
+        saved_env = folder.read_env() if folder.file("env.json").exists() else dict(env)
+    except RunError:
+        saved_env = dict(env)  # unreadable: write it again
+    saved_env.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "epoch": epoch,
                                                 "host": env["host"], "device": env["device"]})
     folder.write_env(saved_env)
 
