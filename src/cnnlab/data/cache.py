@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -53,9 +54,29 @@ def locked(path: Path, timeout: float = 3600):
                         f"if none is running, delete {path}.lock") from None
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or new entry in `folder` survive a power cut (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def temp_path(path: Path) -> tuple[int, Path]:
+    """An open temp file beside `path`, named so `remove_leftovers` recognises it once its writer is dead."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    return fd, Path(tmp)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = temp_path(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -63,8 +84,38 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
+
+
+# mkstemp/mkdtemp names (`.NAME.` + 8 random characters + `.part`) and store_arrays' `.NAME.old-PID`.
+# A download's resumable `NAME.part` has no leading dot and never matches.
+_TEMP = r"[a-z0-9_]{8}\.part"
+_OLD = r"old-\d+"
+
+
+def remove_leftovers(folder: Path, name: str | None = None) -> list[Path]:
+    """Delete temp files and staging folders that a killed writer left in `folder` (only `name`'s when given).
+
+    Call it only while holding the lock every writer of those names takes: then none of them is live.
+    """
+    stem = re.escape(name) if name is not None else ".+"
+    pattern = re.compile(rf"^\.{stem}\.(?:{_TEMP}|{_OLD})$")
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if not pattern.match(entry.name):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
 
 
 def atomic_write_json(path: Path, obj) -> None:
@@ -88,19 +139,31 @@ def load_arrays(folder: Path, key: str) -> tuple[dict[str, np.ndarray], dict] | 
 
 
 def store_arrays(folder: Path, key: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    """Write arrays and meta into a fresh folder, then swap it in: readers see old or new, never half."""
+    """Write arrays and meta into a fresh folder, then swap it in: readers see old or new, never half.
+
+    The caller holds `locked(folder)`, so staging left beside it by a killed process is removed first.
+    """
     folder.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(folder.parent, folder.name)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".part"))
     try:
         for name, array in arrays.items():
-            np.save(staging / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+            with open(staging / f"{name}.npy", "wb") as f:
+                np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+                f.flush()
+                os.fsync(f.fileno())
         full_meta = {**meta, "key": key, "format": CACHE_FORMAT, "arrays": sorted(arrays)}
-        (staging / "meta.json").write_text(json.dumps(full_meta, indent=2, sort_keys=True))
+        with open(staging / "meta.json", "w") as f:
+            f.write(json.dumps(full_meta, indent=2, sort_keys=True))
+            f.flush()
+            os.fsync(f.fileno())
+        fsync_dir(staging)
         old = None
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
             os.replace(folder, old)
         os.replace(staging, folder)
+        fsync_dir(folder.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
@@ -109,11 +172,12 @@ def store_arrays(folder: Path, key: str, arrays: dict[str, np.ndarray], meta: di
 
 
 def source_key(paths: list[Path], extra: str = "") -> str:
-    """Identifies the raw files a parse came from (name, size, mtime)."""
+    """Identifies the raw files a parse came from (name, size, mtime, inode: a file replaced by a
+    same-sized one within the clock's resolution still gets a new key)."""
     import hashlib
 
     h = hashlib.sha256(extra.encode())
     for path in sorted(paths):
         st = path.stat()
-        h.update(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        h.update(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}\n".encode())
     return h.hexdigest()[:16]

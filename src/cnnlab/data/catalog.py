@@ -13,7 +13,7 @@ from . import emnist
 from .cache import raw_dir
 from .cifar import read_cifar_archive
 from .idx import read_idx, read_idx_pair
-from .sources import RemoteFile, copy_verified, download, extract_zip_members
+from .sources import RemoteFile, copy_verified, download, extract_zip_members, zip_member_names
 
 Parsed = dict  # {"splits": {split: (images, labels, items|None)}, "classes": tuple[str, ...], "notes": list[str]}
 
@@ -137,22 +137,28 @@ class EmnistSource(Source):
     def add(self, path: Path) -> list[Path]:
         folder = raw_dir(self.family)
         members = emnist.member_specs()
+        data_members = {n for n in members if n.endswith(".gz")}
+        mappings = {emnist.mapping_name(s): s for s in emnist.SPLITS}
         if path.is_file() and path.suffix == ".zip":
-            wanted = {**members, **{f"emnist-{s}-mapping.txt": RemoteFile(f"emnist-{s}-mapping.txt") for s in emnist.SPLITS}}
-            added = extract_zip_members(path, wanted, folder)
-            if not any(p.name in members for p in added) and not any((folder / m).exists() for m in members):
+            # refuse a foreign archive before anything of it is unpacked
+            if not zip_member_names(path) & data_members and not any((folder / m).exists() for m in data_members):
                 raise DataError(f"{path}: holds none of NIST's EMNIST .gz files; is it NIST's gzip.zip?")
-            return added
+            return extract_zip_members(path, members, folder)
         candidates = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in candidates:  # a forged mapping would rename the classes: refuse before copying anything
+            if file.name in mappings:
+                emnist.check_mapping(file, mappings[file.name])
         added = []
         for file in candidates:
             name = file.name
-            if name in members:
+            if name in mappings:
+                added.append(copy_verified(file, folder / name, None))
+            elif name in members:
                 added.append(copy_verified(file, folder / name, members[name]))
             elif emnist.PARTIAL_PATTERN.match(name):
                 read_idx(file)
                 added.append(copy_verified(file, folder / name, None))
-            elif name.startswith("emnist-") and (name.endswith("-mapping.txt") or name.endswith(".csv")):
+            elif name.startswith("emnist-") and name.endswith(".csv"):
                 added.append(copy_verified(file, folder / name, None))
         if not added:
             raise DataError(f"{path}: no EMNIST files found (NIST's gzip.zip, emnist-*.gz, slices named "
@@ -160,9 +166,12 @@ class EmnistSource(Source):
         return added
 
     def classes(self, files: list[Path]) -> tuple[str, ...]:
-        mapping = [p for p in files if p.name == f"emnist-{self.split}-mapping.txt"]
-        names = emnist.read_mapping(mapping[0]) if mapping else emnist.builtin_mapping(self.split)
-        return tuple(names)
+        mapping = [p for p in files if p.name == emnist.mapping_name(self.split)]
+        if not mapping:
+            return tuple(emnist.builtin_mapping(self.split))
+        fix = ("it differs from NIST's official mapping file, so its class names cannot be trusted: delete it, "
+               "or add NIST's gzip.zip again (`cnnlab data add emnist --from gzip.zip`), which replaces it")
+        return tuple(emnist.check_mapping(mapping[0], self.split, fix))
 
     def parse(self, files: list[Path]) -> Parsed:
         by_name = {p.name: p for p in files}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import pickle
 import tarfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -75,8 +76,17 @@ def read_cifar_archive(path: Path, variant: str) -> dict:
                 if info.isfile():
                     members[PurePosixPath(info.name).name] = info
             wanted = _wanted_members(variant)
-            blobs = {name: tar.extractfile(members[name]).read() for name in wanted if name in members}
-    except (tarfile.TarError, EOFError, OSError) as exc:
+            blobs = {}
+            for name in wanted:
+                if name not in members:
+                    continue
+                cap = member_cap(name)
+                if members[name].size > cap:
+                    raise DataError(f"{path}: member {members[name].name} is {members[name].size:,} bytes, more than "
+                                    f"a CIFAR {name!r} can be ({cap:,}); the archive is corrupt or not CIFAR's "
+                                    "python version")
+                blobs[name] = tar.extractfile(members[name]).read(cap + 1)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise DataError(f"{path}: not a readable CIFAR archive ({exc}); download or add it again") from None
     meta_name = "batches.meta" if variant == "cifar10" else "meta"
     if meta_name not in blobs:
@@ -101,6 +111,19 @@ def read_cifar_archive(path: Path, variant: str) -> dict:
     if not splits:
         raise DataError(f"{path}: holds no {variant} batches")
     return {"splits": splits, "classes": classes}
+
+
+# The most images one official batch holds; a member is refused above their pixels plus room for the
+# pickled labels and file names (CIFAR-100's train batch: 155.8 MB for 150 MB of pixels).
+_BATCH_IMAGES = {"train": 50_000}
+_META_CAP = 1 << 20
+
+
+def member_cap(name: str) -> int:
+    """The most bytes the archive member `name` may hold before it is read."""
+    if name in ("meta", "batches.meta"):
+        return _META_CAP
+    return _BATCH_IMAGES.get(name, 10_000) * 3072 + (8 << 20)
 
 
 def _wanted_members(variant: str) -> list[str]:

@@ -57,6 +57,34 @@ MEMBER_SHA256 = {
     "mnist-train-labels": "00c6d3c2342fdffb1711e0b5656cac4ce5862d2826399d383a9bac07d612e9f8",
 }
 
+# Byte sizes of those members, where known (the others are capped at sources.MAX_MEMBER_BYTES).
+MEMBER_SIZE = {
+    "balanced-test-images": 4_714_707, "balanced-test-labels": 13_504,
+    "balanced-train-images": 28_207_740, "balanced-train-labels": 80_618,
+    "byclass-train-images": 173_367_313, "byclass-train-labels": 491_603,
+    "bymerge-test-images": 28_905_295, "bymerge-test-labels": 79_351,
+    "bymerge-train-images": 173_375_281, "bymerge-train-labels": 476_444,
+    "digits-test-images": 9_908_519, "digits-test-labels": 19_960,
+    "digits-train-images": 59_515_779, "digits-train-labels": 113_859,
+    "letters-test-images": 5_039_157, "letters-test-labels": 144,
+    "letters-train-images": 30_804_864, "letters-train-labels": 79_283,
+    "mnist-test-images": 2_484_884, "mnist-test-labels": 5_144,
+    "mnist-train-labels": 29_480,
+}
+
+# sha256 and size of NIST's six mapping files: a different one would rename the classes.
+MAPPING_SHA256 = {
+    "byclass": ("68fa9091ed325830418b5a8d732f32316e54a480b9f8994a161abb4eddd0d078", 447),
+    "bymerge": ("956dc507bf69e9f31f4e3e876d22ec66124aa229b5d0bd65ab8956a8044d3ede", 328),
+    "balanced": ("956dc507bf69e9f31f4e3e876d22ec66124aa229b5d0bd65ab8956a8044d3ede", 328),
+    "letters": ("a56cb9a31c08e3251a61ea7b1ec8bc4f4cabdc1edf3128508d3a485ad53fa456", 274),
+    "digits": ("6d157dc46a7b1c80d630f4fed571d9964db37ee1669cac403b6db2c8bb109d94", 60),
+    "mnist": ("6d157dc46a7b1c80d630f4fed571d9964db37ee1669cac403b6db2c8bb109d94", 60),
+}
+
+MAPPING_FIX = ("it differs from NIST's official mapping file, so its class names cannot be trusted: use the file "
+               "from NIST's gzip.zip, or leave it out (cnnlab knows NIST's class names)")
+
 PARTIAL_PATTERN = re.compile(
     r"^emnist-(?P<split>[a-z]+)-(?P<part>train|test)-items(?P<start>\d+)to(?P<end>\d+)-"
     r"(?P<kind>images|labels)-idx[13]-ubyte(\.gz)?$"
@@ -67,13 +95,20 @@ def member_name(split: str, part: str, kind: str) -> str:
     return f"emnist-{split}-{part}-{kind}-{'idx3' if kind == 'images' else 'idx1'}-ubyte.gz"
 
 
+def mapping_name(split: str) -> str:
+    return f"emnist-{split}-mapping.txt"
+
+
 def member_specs() -> dict[str, RemoteFile]:
-    """Every .gz member of NIST's gzip.zip with its published sha256."""
+    """Every member of NIST's gzip.zip that cnnlab takes (.gz files and mapping files), with its sha256."""
     specs = {}
     for key, digest in MEMBER_SHA256.items():
         split, part, kind = key.split("-")
         name = member_name(split, part, kind)
-        specs[name] = RemoteFile(name, url=None, sha256=digest)
+        specs[name] = RemoteFile(name, url=None, sha256=digest, size=MEMBER_SIZE.get(key))
+    for split, (digest, size) in MAPPING_SHA256.items():
+        name = mapping_name(split)
+        specs[name] = RemoteFile(name, url=None, sha256=digest, size=size, fix=MAPPING_FIX)
     return specs
 
 
@@ -97,17 +132,36 @@ def builtin_mapping(split: str) -> list[str]:
     raise DataError(f"unknown EMNIST split {split!r}; known: {', '.join(SPLITS)}")
 
 
+MAX_MAPPING_BYTES = 64 << 10  # NIST's largest mapping file is 447 bytes
+
+
+def _mapping_lines(path: Path) -> list[str]:
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_MAPPING_BYTES + 1)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > MAX_MAPPING_BYTES:
+        raise DataError(f"{path}: more than {MAX_MAPPING_BYTES:,} bytes; a mapping file holds one "
+                        "'label ascii_code' line per class")
+    try:
+        return data.decode("ascii").splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text mapping file (expected 'label ascii_code' lines)") from None
+
+
 def read_mapping(path: Path) -> list[str]:
     """Parse NIST's `label ascii [ascii]` mapping file into class names indexed from 0."""
     rows = []
-    for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for lineno, line in enumerate(_mapping_lines(path), 1):
         fields = line.split()
         if not fields:
             continue
         try:
             label, *codes = (int(x) for x in fields)
             names = [chr(c) for c in codes]
-        except ValueError:
+        except (ValueError, OverflowError):
             raise DataError(f"{path}:{lineno}: expected 'label ascii_code' but read {line!r}") from None
         if not names:
             raise DataError(f"{path}:{lineno}: no character code after label {label}")
@@ -118,6 +172,18 @@ def read_mapping(path: Path) -> list[str]:
     if labels != list(range(len(rows))):
         raise DataError(f"{path}: labels are not consecutive")
     return [name for _, name in rows]
+
+
+def check_mapping(path: Path, split: str, fix: str = MAPPING_FIX) -> list[str]:
+    """The class names of a mapping file, refused (DataError) unless they are NIST's for `split`.
+
+    Compares content, not bytes, so a copy with other line endings or spacing passes.
+    """
+    names = read_mapping(path)
+    first = next((line.split()[0] for line in _mapping_lines(path) if line.strip()), None)
+    if names != builtin_mapping(split) or first != str(label_offset(split)):
+        raise DataError(f"{path}: {fix}")
+    return names
 
 
 def label_offset(split: str) -> int:

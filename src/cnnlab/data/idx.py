@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,32 +14,45 @@ from ..errors import DataError
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_bytes(path: Path) -> bytes:
-    """A file's bytes, gunzipped when it is gzip; a truncated or corrupt gzip is a DataError."""
+# Larger than any published IDX file (EMNIST byclass train images: 547 MB unpacked); a header that
+# promises more is refused rather than trusted with memory.
+MAX_IDX_BYTES = 8 << 30
+CHUNK = 1 << 20
+
+
+@contextmanager
+def open_unpacked(path: Path, shown: str | Path | None = None):
+    """A binary stream of a file's content, gunzipped when it is gzip; gzip and read errors become DataError
+    naming `shown` (default: `path`)."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            head = f.read(2)
+            packed = f.read(2) == b"\x1f\x8b"
             f.seek(0)
-            if head == b"\x1f\x8b":
-                return gzip.GzipFile(fileobj=f).read()
-            return f.read()
+            if packed:
+                with gzip.GzipFile(fileobj=f) as g:
+                    yield g
+            else:
+                yield f
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise DataError(f"{path}: corrupt or truncated gzip ({exc}); delete it and download or add it again") from None
+        raise DataError(f"{shown or path}: corrupt or truncated gzip ({exc}); delete it and download or add it "
+                        "again") from None
     except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise DataError(f"{shown or path}: cannot read ({exc.strerror or exc})") from None
+
+
+def read_bytes(path: Path, limit: int = MAX_IDX_BYTES) -> bytes:
+    """A file's bytes, gunzipped when it is gzip, refused beyond `limit` bytes unpacked."""
+    with open_unpacked(path) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise DataError(f"{path}: unpacks to more than {limit:,} bytes; it is not a dataset file cnnlab reads")
+    return data
 
 
 def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     """Decode an IDX payload into an array with the dimensions its header states."""
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
-        raise DataError(f"{source}: not an IDX file (bad magic number {data[:4].hex() or 'empty'}); is it the right file?")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(data) < header:
-        raise DataError(f"{source}: IDX header is truncated or declares {ndim} dimensions")
-    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_DTYPES[data[2]])
+    dims, dtype, header = _header(data[:4], lambda n: data[4 : 4 + n], source)
     expected = int(np.prod(dims)) * dtype.itemsize
     if len(data) - header != expected:
         raise DataError(
@@ -48,8 +62,41 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
 
 
+def _header(magic: bytes, more, source: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(dims, dtype, header length) from the 4-byte magic and `more(n)`, the next n bytes."""
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _DTYPES:
+        raise DataError(f"{source}: not an IDX file (bad magic number {magic.hex() or 'empty'}); is it the right file?")
+    ndim = magic[3]
+    raw_dims = more(4 * ndim)
+    if ndim == 0 or len(raw_dims) < 4 * ndim:
+        raise DataError(f"{source}: IDX header is truncated or declares {ndim} dimensions")
+    dims = tuple(int.from_bytes(raw_dims[4 * i : 4 + 4 * i], "big") for i in range(ndim))
+    return dims, np.dtype(_DTYPES[magic[2]]), 4 + 4 * ndim
+
+
 def read_idx(path: Path) -> np.ndarray:
-    return parse_idx(read_bytes(path), str(path))
+    """Read an IDX file, unpacking exactly the bytes its header implies: extra or missing bytes are refused."""
+    source = str(path)
+    with open_unpacked(path) as f:
+        dims, dtype, _ = _header(f.read(4), f.read, source)
+        expected = int(np.prod(dims, dtype=object)) * dtype.itemsize
+        shape = "×".join(map(str, dims))
+        if expected > MAX_IDX_BYTES:
+            raise DataError(f"{source}: IDX header says {shape} ({expected:,} bytes), more than cnnlab reads "
+                            f"({MAX_IDX_BYTES:,}); the header is corrupt or this is not a dataset file")
+        payload = np.empty(expected, dtype=np.uint8)
+        view, got = memoryview(payload), 0
+        while got < expected:
+            n = f.readinto(view[got : got + CHUNK])
+            if not n:
+                break
+            got += n
+        extra = f.read(1) if got == expected else b""
+    if got < expected or extra:
+        held = f"{got:,} bytes" if got < expected else f"more than {expected:,} bytes"
+        raise DataError(f"{source}: IDX header says {shape} ({expected:,} bytes) but the file holds {held}; "
+                        "the file is truncated or corrupt: delete it and download or add it again")
+    return payload.view(dtype).reshape(dims)
 
 
 def read_idx_pair(images_path: Path, labels_path: Path, transpose: bool = False) -> tuple[np.ndarray, np.ndarray]:

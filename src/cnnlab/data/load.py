@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, DownloadError
-from .cache import arrays_dir, data_home, load_arrays, locked, source_key, store_arrays
+from .cache import arrays_dir, data_home, load_arrays, locked, raw_dir, remove_leftovers, source_key, store_arrays
 from .catalog import DATASETS, DatasetSpec, Source, describe_missing, spec_for_family
 from .dataset import Dataset, Split
 from .emnist import read_mapping
@@ -25,9 +25,11 @@ def load_dataset(name: str, download: bool = True, progress: bool = True) -> Dat
     spec = generic_spec(name) if name.startswith(GENERIC_PREFIXES) else DATASETS.get(name)
     # Look at what is present only once no other process is fetching this family: a half-fetched set
     # (train images in, the rest still downloading) would otherwise pass for partial data.
-    fetching = nullcontext() if isinstance(spec.source, GenericSource) else \
-        locked(data_home() / "raw" / f".{spec.source.family}-fetch")
-    with fetching:
+    generic = isinstance(spec.source, GenericSource)
+    with nullcontext() if generic else fetch_lock(spec.source.family):
+        if not generic:
+            # every writer of raw/FAMILY holds this lock, so temp files and staging there are a killed process's
+            remove_leftovers(raw_dir(spec.source.family))
         files = spec.source.present()
         if not files:
             if not download:
@@ -208,9 +210,16 @@ def generic_spec(name: str) -> DatasetSpec:
     return DatasetSpec(f"{kind}-{paths[0].stem}-{digest}", source, (), {}, f"your {kind} data at {body}")
 
 
+def fetch_lock(family: str):
+    """The lock held by whoever writes a family's raw files (download or add) or looks at what is there."""
+    return locked(data_home() / "raw" / f".{family}-fetch")
+
+
 def add_local(name: str, path: str | Path) -> list[Path]:
     """Copy a user's files (archive, folder, single file) into the data home, verified where possible."""
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
-    return spec_for_family(name).source.add(path)
+    source = spec_for_family(name).source
+    with fetch_lock(source.family):
+        return source.add(path)
