@@ -519,7 +519,7 @@ def test_import_user_modules_imports_from_the_search_path(tmp_path, clean_import
     (tmp_path / "cnnlab_test_flag.py").write_text("IMPORTED = True\n")
     import_user_modules(["cnnlab_test_flag"], [str(tmp_path)])
     assert sys.modules["cnnlab_test_flag"].IMPORTED is True
-    assert str(tmp_path) in sys.path
+    assert str(tmp_path) not in sys.path  # loaded by its file path: the folder's other files stay unimportable
 
 
 def test_a_missing_module_is_a_config_error(tmp_path, clean_imports):

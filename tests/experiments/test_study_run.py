@@ -149,11 +149,13 @@ def _free_port() -> int:
 
 
 @pytest.mark.ray
-def test_the_ray_executor_on_a_real_local_cluster(tmp_path, sequential):
+def test_the_ray_executor_on_a_real_local_cluster(tmp_path, sequential, monkeypatch):
     ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
     if ray is None:
         pytest.fail("Ray is not installed: pip install 'cnnlab[ray]' (scripts/install.sh does)")
     port = _free_port()
+    # a home of its own: Ray switches token authentication on when ~/.ray/auth_token exists
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "CNNLAB_OFFLINE": "1"}
     subprocess.run([ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
                     "--disable-usage-stats", "--node-ip-address=127.0.0.1"], check=True, env=env,

@@ -24,39 +24,54 @@ class CellJob:
     key: str
     config: dict
     imports: tuple[str, ...] = ()
-    search_path: tuple[str, ...] = ()
+    search_path: tuple[str, ...] = ()  # folders the imports' files are looked up in (never put on sys.path)
     retry_failed: bool = False
 
 
 def run_cell(job: CellJob, progress: bool = False, console=None) -> dict:
-    """Run one cell to its end; returns {cell, status, seconds, error}. status: finished | failed |
-    busy (another live process holds it). Errors of the cell are recorded in its folder, not raised."""
+    """Run one cell to its end; returns {cell, status, seconds, error, ran}. status: finished | failed |
+    busy (another live process holds it) | lost (another process took it over while this one ran).
+    Errors of the cell are recorded in its folder, not raised; Ctrl-C is."""
     from ..runfolder import RunFolder
-    from ..studyfolder import StudyFolder
+    from ..studyfolder import LockLost, StudyFolder
     from .plan import import_user_modules
     from .run import train_run
 
     import_user_modules(list(job.imports), list(job.search_path))
     study = StudyFolder(job.study)
-    folder: RunFolder = study.run(job.name)
-    status = folder.status
-    if status == "finished" or (status == "failed" and not job.retry_failed):
-        return {"cell": job.name, "status": status, "seconds": 0.0, "error": _error(folder), "ran": False}
+    folder = study.run(job.name)
+
+    def done(status: str, ran: bool = False, seconds: float = 0.0) -> dict:
+        return {"cell": job.name, "status": status, "seconds": seconds,
+                "error": _error(folder) if status in ("finished", "failed") else None, "ran": ran}
+
+    def settled() -> str | None:
+        status = folder.status
+        return status if status == "finished" or (status == "failed" and not job.retry_failed) else None
+
+    if settled():
+        return done(settled())
     lock = study.lock(job.key)
     if not lock.acquire():
-        return {"cell": job.name, "status": "busy", "seconds": 0.0, "error": None, "ran": False}
+        return done("busy")
     started = time.perf_counter()
     try:
-        if folder.status == "finished":  # finished by another process between our look and our lock
-            return {"cell": job.name, "status": "finished", "seconds": 0.0, "error": None, "ran": False}
+        if settled():  # settled by another process between our look and our lock
+            return done(settled())
+        guarded = RunFolder(folder.path, guard=lock.check)
         try:
-            train_run(job.config, folder.path, resume=folder.has_content(), progress=progress, console=console)
+            train_run(job.config, guarded.path, resume=guarded.has_content(), progress=progress, console=console,
+                      guard=lock.check)
+        except LockLost:
+            return done("lost", ran=True, seconds=time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - a failed cell is recorded and the study goes on
-            if folder.status != "failed":
-                folder.write_summary({"status": "failed", "error": f"{type(exc).__name__}: {exc}", "val": None,
-                                      "test": None, "best_epoch": None})
-        return {"cell": job.name, "status": folder.status, "seconds": time.perf_counter() - started,
-                "error": _error(folder), "ran": True}
+            try:
+                if guarded.status != "failed":
+                    guarded.write_summary({"status": "failed", "error": f"{type(exc).__name__}: {exc}", "val": None,
+                                           "test": None, "best_epoch": None})
+            except LockLost:
+                return done("lost", ran=True, seconds=time.perf_counter() - started)
+        return done(folder.status, ran=True, seconds=time.perf_counter() - started)
     finally:
         lock.release()
 
@@ -155,8 +170,11 @@ class RayExecutor:
             raise ConfigError("the ray executor needs Ray: pip install 'cnnlab[ray]' (or pip install ray)") from None
         started_here = not ray.is_initialized()
         if started_here:
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-                     configure_logging=True)
+            options = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR", configure_logging=True)
+            if self.address is None:
+                self._start_loopback(ray, **options)
+            else:  # an existing cluster: its own binding applies
+                ray.init(address=self.address, **options)
         try:
             gpus = self.gpus_per_cell
             if gpus is None:
@@ -179,6 +197,29 @@ class RayExecutor:
         finally:
             if started_here:
                 ray.shutdown()
+
+    @staticmethod
+    def _start_loopback(ray, **options) -> None:
+        """Start a Ray instance for this study that listens on 127.0.0.1 only: unless its token mode is
+        on, Ray authenticates nothing, and whoever reaches a port of it can run code here.
+
+        Ray binds its gRPC servers (GCS, raylet, object manager, workers) to every interface unless the
+        node's address is exactly 127.0.0.1, and ray.init turns a loopback _node_ip_address into the
+        host's address unless multi-node clusters are off: Ray's single-node mode (its default on
+        macOS and Windows), switched on while the instance starts; the processes it starts inherit it."""
+        import ray._private.ray_constants as constants
+
+        variable = constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+        saved_env, saved_flag = os.environ.get(variable), constants.ENABLE_RAY_CLUSTER
+        os.environ[variable], constants.ENABLE_RAY_CLUSTER = "0", False
+        try:
+            ray.init(address="local", _node_ip_address="127.0.0.1", dashboard_host="127.0.0.1", **options)
+        finally:
+            constants.ENABLE_RAY_CLUSTER = saved_flag
+            if saved_env is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = saved_env
 
 
 def make_executor(name: str, workers: int = 1, address: str | None = None, console=None, progress: bool = True):

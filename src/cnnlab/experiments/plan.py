@@ -34,6 +34,7 @@ from ..studyfolder import CellRecord, RowRecord
 
 DEFAULT_SEEDS = 5
 WHOLE_SECTIONS = ("data", "model", "augment")  # factors that replace a whole section (model: [lenet5, resnet50])
+FACTOR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")  # becomes a folder name
 
 
 class StudySpec(BaseModel):
@@ -99,17 +100,58 @@ def parse_study(tree: dict, where: str = "the study") -> StudySpec:
         raise ConfigError(f"{where}: {'; '.join(problems)}") from None
 
 
-def import_user_modules(imports: list[str], search_path: list[str] = ()) -> None:
-    """Import the study's own modules (they register models or datasets) in this process."""
-    for folder in search_path:
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
+def import_user_modules(imports: list[str], search_path: list[str] = ()) -> list[tuple[str, str]]:
+    """Import the modules a study names in `imports:` (they register models or datasets) in this
+    process; returns (name, file) of each. A module in a `search_path` folder (the study file's) is
+    loaded from its file; any other comes from the installed packages or PYTHONPATH. sys.path is
+    never changed, so nothing else in the study's folder can shadow a module cnnlab imports."""
+    imported = []
     for name in imports:
+        if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
+            raise ConfigError(f"imports: {name!r} is not a module name; list dotted Python module names such as "
+                              f"my_models or my_package.models")
         try:
-            importlib.import_module(name)
+            module = _import_beside(name, [Path(f) for f in search_path]) or importlib.import_module(name)
+        except CnnlabError:
+            raise
         except Exception as exc:  # the user's module: any error is theirs to see, in one line
             raise ConfigError(f"imports: cannot import {name!r} ({type(exc).__name__}: {exc}); put {name}.py "
                               f"beside the study file or on PYTHONPATH") from None
+        imported.append((name, str(getattr(module, "__file__", None) or "(built-in)")))
+    return imported
+
+
+def _import_beside(name: str, folders: list[Path]):
+    """`name` loaded from <folder>/<top>.py or <folder>/<top>/__init__.py of the first folder that has
+    one, registered in sys.modules under its name (so a model recorded as user:NAME:Class resolves and
+    dotted names work); None when no folder has it. A module already loaded from that file is reused."""
+    import importlib.util
+
+    top = name.partition(".")[0]
+    for folder in folders:
+        package = folder / top / "__init__.py"
+        path = package if package.is_file() else folder / f"{top}.py"
+        if not path.is_file():
+            continue
+        path = path.resolve()
+        loaded = sys.modules.get(top)
+        if loaded is not None:
+            if Path(getattr(loaded, "__file__", None) or "").resolve() != path:
+                raise ConfigError(f"imports: {top!r} in {folder} has the name of a module already imported from "
+                                  f"{getattr(loaded, '__file__', None) or 'the interpreter'}; rename {path.name} "
+                                  f"(and its entry in imports:)")
+        else:
+            locations = [str(path.parent)] if path.name == "__init__.py" else None
+            spec = importlib.util.spec_from_file_location(top, path, submodule_search_locations=locations)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[top] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(top, None)
+                raise
+        return importlib.import_module(name)  # a package's submodules resolve through its __path__
+    return None
 
 
 # ---- cells --------------------------------------------------------------------------------------
@@ -188,6 +230,9 @@ def plan_study(spec: StudySpec, threads: int) -> Plan:
         return cells[key]
 
     for key in [*spec.ablate, *spec.grid]:
+        if not FACTOR_NAME.match(key):
+            raise ConfigError(f"study {spec.name!r}: factor {key!r} is not a config key or a name (letters, digits and "
+                              f"_ in dotted parts, such as train.lr, model.activation or loss)")
         if key == "train.seed":
             raise ConfigError(f"study {spec.name!r}: train.seed cannot be a factor; the study sets it from `seeds:`")
     labels: dict[tuple[str, str], str] = {}  # (factor, label) -> the value it stands for

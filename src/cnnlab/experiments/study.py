@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Interrupted
 from ..studyfolder import CellRecord, StudyFolder
 from .executors import CellJob, make_executor
 from .plan import Plan, StudySpec, check_plan, import_user_modules, load_study, parse_study, plan_study
@@ -34,7 +34,8 @@ class StudyRun:
     plan: Plan
     facts: dict
     outcomes: list[dict] = field(default_factory=list)
-    search_path: list[str] = field(default_factory=list)  # the study file's folder, for its imports
+    search_path: list[str] = field(default_factory=list)  # the study file's folder: where its imports are found
+    imported: list[tuple[str, str]] = field(default_factory=list)  # (module, file) of each of the study's imports
 
     def counts(self) -> Counter:
         return Counter(self.folder.cell_state(c) for c in self.plan.cells)
@@ -51,12 +52,13 @@ def open_study(study: str | Path | dict | StudySpec, out: str | Path | None = No
     else:
         spec, where = load_study(study)
         search_path = [str(where)]
-    import_user_modules(spec.imports, search_path)
+    imported = import_user_modules(spec.imports, search_path)
     folder = StudyFolder(out if out is not None else Path("studies") / spec.name)
+    folder.check_target()
     threads = _threads(spec, folder, workers)
     plan = plan_study(spec, threads)
     facts = check_plan(plan, need_data=need_data)
-    return StudyRun(folder, plan, facts, search_path=search_path)
+    return StudyRun(folder, plan, facts, search_path=search_path, imported=imported)
 
 
 def _threads(spec: StudySpec, folder: StudyFolder, workers: int) -> int:
@@ -172,9 +174,15 @@ def run_study(study: str | Path | dict | StudySpec, out: str | Path | None = Non
             for c in run.plan.cells if run.folder.cell_state(c) in to_run]
     reporter = ProgressReporter(run, len(jobs), workers, console)
     reporter.start()
-    for outcome in executor_impl.run(jobs):
-        run.outcomes.append(outcome)
-        reporter.cell_done(outcome)
+    try:
+        for outcome in executor_impl.run(jobs):
+            run.outcomes.append(outcome)
+            reporter.cell_done(outcome)
+    except KeyboardInterrupt:
+        counts = run.counts()
+        raise Interrupted(f"study {run.plan.spec.name} interrupted: {counts['finished']} of {len(run.plan.cells)} "
+                          f"cells finished in {run.folder.path}; run the same command again to resume (finished "
+                          f"cells are kept, interrupted ones continue from their last epoch)") from None
     reporter.finish()
     return run
 

@@ -22,6 +22,16 @@ from .zoo import split_name
 INPUT_OPTIONS = ("input_policy", "target_size", "mean", "std", "model_in_chans", "channels_last")
 # Options of every timm:/tv: model (model_kwargs go to the zoo's constructor, e.g. drop_rate for timm).
 ZOO_OPTIONS = ("pretrained", "weights", "model_kwargs")
+# What model_kwargs may set: constructor options that shape the network, as the curated zoo models
+# take them. Nothing that names a file, URL or pretrained config (timm's checkpoint_path torch.load()s
+# any file), so a model.json or config from elsewhere cannot load or fetch anything.
+MODEL_KWARGS = (
+    # timm
+    "drop_rate", "drop_path_rate", "drop_block_rate", "global_pool", "output_stride", "zero_init_last",
+    # torchvision
+    "dropout", "dropout_aux", "attention_dropout", "stochastic_depth_prob", "layer_scale", "width_mult",
+    "reduced_tail", "dilated", "zero_init_residual", "groups", "width_per_group", "bn_size", "memory_efficient",
+)
 HAND_WRITTEN = ("cnnlab", "user")  # built by calling their class (see catalog.py), not by a zoo
 OUR_MEAN, OUR_STD = 0.5, 0.5  # our models train from scratch: map pixels to [-1, 1]
 
@@ -131,6 +141,7 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, input_size: int
     input_size = side_pair(input_size, "input_size", name)
     known_options(options, (*builder_options(entry), *INPUT_OPTIONS), f"model {name!r}")
     _check_json(options, name)
+    _check_model_kwargs(options.get("model_kwargs"), name)
     net_options = {k: v for k, v in options.items() if k not in INPUT_OPTIONS}
     model_chans = positive_int(options.get("model_in_chans", in_chans), "model_in_chans", name)
 
@@ -165,12 +176,18 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, input_size: int
     return BuiltModel(module, transform, spec)
 
 
-def model_from_spec(spec: Mapping, *, device=None) -> BuiltModel:
+def model_from_spec(spec: Mapping, *, device=None, where: str | None = None) -> BuiltModel:
     """Rebuild a BuiltModel from its spec (as saved in model.json), with fresh weights: the caller
-    loads the saved ones, so pretrained weights are not fetched again."""
+    loads the saved ones, so pretrained weights are not fetched again. A spec may come from a run
+    folder made elsewhere: its options are checked as a config's are; `where` (its file) prefixes errors."""
     options = {k: v for k, v in dict(spec.get("options", {})).items() if k not in ("pretrained", "weights")}
-    built = create_model(spec["name"], spec["num_classes"], spec["in_chans"], tuple(spec["input_size"]),
-                         device=device, **options)
+    try:
+        built = create_model(spec["name"], spec["num_classes"], spec["in_chans"], tuple(spec["input_size"]),
+                             device=device, **options)
+    except ConfigError as exc:
+        if where is None:
+            raise
+        raise type(exc)(f"{where}: {exc}") from None
     built.spec["options"] = json.loads(json.dumps(dict(spec.get("options", {}))))  # as recorded
     if "transform" in spec and built.transform.to_spec() != dict(spec["transform"]):
         built.transform = InputTransform.from_spec(spec["transform"])  # the recorded one wins
@@ -197,8 +214,6 @@ def _build(entry: ModelEntry, num_classes: int, chans: int, model_input_size: tu
         return _our_module(entry).build(num_classes, chans, model_input_size, **options)
     from .zoo import build_zoo
 
-    if options.get("model_kwargs") is not None and not isinstance(options["model_kwargs"], dict):
-        raise bad_value("model_kwargs", entry.name, "a dict of constructor arguments", options["model_kwargs"])
     return build_zoo(entry.source, entry.target, num_classes, chans, **options)
 
 
@@ -224,6 +239,22 @@ def _check_json(options: dict, name: str) -> None:
     except (TypeError, ValueError):
         raise ConfigError(f"the options of model {name!r} must be JSON-able (numbers, strings, lists, dicts): "
                           f"{options!r}") from None
+
+
+def _check_model_kwargs(kwargs, name: str) -> None:
+    """model_kwargs: a mapping of MODEL_KWARGS to JSON scalars, or the error naming the key."""
+    if kwargs is None:
+        return
+    if not isinstance(kwargs, dict):
+        raise bad_value("model_kwargs", name, "a mapping of constructor options", kwargs)
+    for key, value in kwargs.items():
+        if key not in MODEL_KWARGS:
+            raise ConfigError(f"model {name!r} rejected model_kwargs key {key!r}: model_kwargs may set only options "
+                              f"that shape the network ({', '.join(MODEL_KWARGS)}); remove it (weights come from "
+                              f"the pretrained / weights=PATH options, safetensors)")
+        if value is not None and not isinstance(value, (bool, int, float, str)):
+            raise ConfigError(f"model {name!r} rejected model_kwargs {key}={value!r}: its value must be a number, "
+                              f"a string, true/false or null")
 
 
 def list_models(all: bool = False) -> list[str]:  # noqa: A002 - mirrors the CLI's --all
