@@ -21,7 +21,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 import yaml
 
 from .errors import CnnlabError, DataError
+from .files import atomic_write, fsync_dir  # noqa: F401 - fsync_dir is part of this module's interface
 
 CONFIG = "config.yaml"
 ENV = "env.json"
@@ -48,44 +48,6 @@ FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 class RunError(CnnlabError):
     """A run folder that is missing, unfinished or not a run."""
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write via a temporary file in the same folder and rename, so readers see all or nothing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data.encode() if isinstance(data, str) else data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; a run folder is shared like any output
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in `folder` durable (where the platform lets a folder be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _json_default(value):

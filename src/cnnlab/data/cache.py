@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..files import fsync_dir
 
 CACHE_FORMAT = 1  # bump when the parsed layout changes, so old caches are rebuilt
 
@@ -54,41 +55,6 @@ def locked(path: Path, timeout: float = 3600):
                         f"if none is running, delete {path}.lock") from None
 
 
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or new entry in `folder` survive a power cut (a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def temp_path(path: Path) -> tuple[int, Path]:
-    """An open temp file beside `path`, named so `remove_leftovers` recognises it once its writer is dead."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    return fd, Path(tmp)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = temp_path(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
 # mkstemp/mkdtemp names (`.NAME.` + 8 random characters + `.part`) and store_arrays' `.NAME.old-PID`.
 # A download's resumable `NAME.part` has no leading dot and never matches.
 _TEMP = r"[a-z0-9_]{8}\.part"
@@ -116,10 +82,6 @@ def remove_leftovers(folder: Path, name: str | None = None) -> list[Path]:
             entry.unlink(missing_ok=True)
         removed.append(entry)
     return removed
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode())
 
 
 def load_arrays(folder: Path, key: str) -> tuple[dict[str, np.ndarray], dict] | None:

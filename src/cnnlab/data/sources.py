@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..errors import ChecksumError, DataError, DownloadError
-from .cache import fsync_dir, locked, remove_leftovers, temp_path
+from ..files import fsync_dir, temp_file
+from .cache import locked, remove_leftovers
 from .idx import open_unpacked
 
 CHUNK = 1 << 20
@@ -299,7 +300,7 @@ def copy_verified(src: Path, dest: Path, spec: RemoteFile | None) -> Path:
     when its checksum is published, flushed to disk, then renamed into place."""
     with locked(dest):
         remove_leftovers(dest.parent, dest.name)  # temp files of a killed copy to `dest`
-        fd, tmp = temp_path(dest)
+        fd, tmp = temp_file(dest)
         try:
             with os.fdopen(fd, "wb") as out:
                 try:

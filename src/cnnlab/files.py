@@ -1,0 +1,55 @@
+"""All-or-nothing, durable file writes, for every folder cnnlab writes: runs, studies, reports, the data cache.
+
+A file is written to a temporary file beside it (`.NAME.XXXXXXXX.part`, so a killed writer's leftovers
+are recognisable), flushed to disk, renamed over the target, and the rename itself flushed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or new entry in `folder` survive a power cut (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def temp_file(path: Path) -> tuple[int, Path]:
+    """An open temporary file beside `path`: (descriptor, its path)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    return fd, Path(temp)
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> None:
+    """Write `data` to `path` so that readers see the old file or the whole new one, never a part."""
+    path = Path(path)
+    fd, temp = temp_file(path)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data.encode() if isinstance(data, str) else data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared like any file
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
