@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -19,16 +20,82 @@ for _c in (console, err_console):
 
 
 class _Group(TyperGroup):
-    """Turns every CnnlabError into one line on stderr and exit code 2 (`--traceback` shows the trace)."""
+    """Turns every failure into one line on stderr and its exit code (2, or the error's own exit_code);
+    `--traceback` shows the trace instead. A bare KeyboardInterrupt passes through untouched."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except _PASS_THROUGH:
+            raise
+        except _CLICK_ERROR as exc:  # a bad flag or argument: click's usage box becomes one line
+            if (ctx.obj or {}).get("traceback"):
+                raise
+            where = getattr(exc, "ctx", None)
+            hint = f"; see `{where.command_path} --help`" if where is not None else ""
+            _fail(f"{exc.format_message().rstrip('.')}{hint}", 2)
         except CnnlabError as exc:
             if (ctx.obj or {}).get("traceback"):
                 raise
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(exc.exit_code) from None
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt as exc:  # a bare Ctrl-C passes; one that says how to resume is its message
+            if (ctx.obj or {}).get("traceback") or getattr(exc, "exit_code", None) is None or not str(exc):
+                raise
+            _fail(str(exc), exc.exit_code)
+        except OSError as exc:
+            if (ctx.obj or {}).get("traceback"):
+                raise
+            _fail(_describe_os_error(exc), 2)
+        except Exception as exc:  # a bug, not the user's doing: say so, and how to see where
+            if (ctx.obj or {}).get("traceback"):
+                raise
+            text = _one_line(str(exc))
+            text = text if len(text) <= 300 else text[:297] + "..."
+            _fail(f"unexpected {type(exc).__name__}: {text}; rerun with --traceback to see where", 2)
+
+
+# newer typer releases vendor click: its exception classes are found through typer's own
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_PASS_THROUGH = (typer.Exit, typer.Abort, *(getattr(sys.modules[_CLICK_ERROR.__module__], name)
+                                            for name in ("NoArgsIsHelpError",)
+                                            if hasattr(sys.modules[_CLICK_ERROR.__module__], name)))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def _fail(message: str, code: int):
+    typer.echo(f"error: {_one_line(message)}", err=True)
+    raise typer.Exit(code) from None
+
+
+_OS_FIXES = {  # errno name -> what to do about it
+    "EACCES": "check its permissions or choose another path",
+    "EPERM": "check its permissions or choose another path",
+    "EROFS": "it is on a read-only file system; choose another path",
+    "EISDIR": "it is a folder; give a file",
+    "ENOTDIR": "a part of the path is a file, not a folder; choose another path",
+    "ENOENT": "check the path",
+    "ENOSPC": "the disk is full; free some space or write elsewhere",
+    "EDQUOT": "the disk quota is exhausted; free some space or write elsewhere",
+    "EEXIST": "remove it or choose another path",
+    "ENAMETOOLONG": "choose a shorter path",
+    "EMFILE": "too many open files; raise the limit (ulimit -n) or close other programs",
+    "EPIPE": "the program reading the output stopped early",
+}
+
+
+def _describe_os_error(exc: OSError) -> str:
+    """'FILE: reason; fix' for an OSError (permission denied, is a directory, disk full, ...)."""
+    import errno
+
+    reason = (exc.strerror or str(exc) or type(exc).__name__).rstrip(".")
+    name = errno.errorcode.get(exc.errno or -1, "")
+    fix = _OS_FIXES.get(name, "check the path and its permissions")
+    files = [f for f in (exc.filename, getattr(exc, "filename2", None)) if f is not None]
+    where = " -> ".join(str(f) for f in files)
+    return f"{where}: {reason.lower()}; {fix}" if where else f"{reason.lower()}; {fix}"
 
 
 app = typer.Typer(cls=_Group, no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
@@ -122,17 +189,25 @@ def print_info(info) -> None:
                       f"({100 * count / max(total, 1):.1f} %)")
 
 
-def _save(fig, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
-    console.print(f"wrote {out}")
+def _save(fig, path: Path) -> None:
+    """Write a figure atomically to the path figure_path chose, and say where it went."""
+    import matplotlib.pyplot as plt
+
+    from .analysis.plots import write_figure
+
+    try:
+        write_figure(fig, path)
+    finally:
+        plt.close(fig)
+    console.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 
 @data_app.command("show")
 def data_show(
     name: str,
     per_class: int = typer.Option(8, "--per-class", "-k", min=1, max=50, help="Samples per class."),
-    out: Path = typer.Option(Path("grid.png"), "-o", "--out", help="Image file to write (.png, .svg, .pdf)."),
+    out: Path = typer.Option(Path("grid.png"), "-o", "--out", help="Image file to write (.png, .svg, .pdf); "
+                                                                     "a folder gets grid.png."),
     split: str = typer.Option(None, help="Split to sample from (default: train)."),
     seed: int = typer.Option(0, help="Which samples to draw."),
 ):
@@ -140,20 +215,25 @@ def data_show(
 
     Example: cnnlab data show emnist-mnist --per-class 8 -o grid.png
     """
+    from .analysis.plots import figure_path
     from .data import load_dataset, sample_grid
 
-    _save(sample_grid(load_dataset(name), per_class, split, seed), out)
+    path = figure_path(out, "grid.png")  # before loading: a bad -o fails at once
+    _save(sample_grid(load_dataset(name), per_class, split, seed), path)
 
 
 @data_app.command("hist")
-def data_hist(name: str, out: Path = typer.Option(Path("hist.png"), "-o", "--out")):
+def data_hist(name: str, out: Path = typer.Option(Path("hist.png"), "-o", "--out", help="Image file to write (.png, "
+                                                  ".svg, .pdf); a folder gets hist.png.")):
     """Draw the class histogram of every split.
 
     Example: cnnlab data hist fashion-mnist -o hist.png
     """
+    from .analysis.plots import figure_path
     from .data import class_histogram, load_dataset
 
-    _save(class_histogram(load_dataset(name)), out)
+    path = figure_path(out, "hist.png")
+    _save(class_histogram(load_dataset(name)), path)
 
 
 @data_app.command("add")
@@ -288,7 +368,8 @@ def train(
     assert set(given) == set(FLAGS), "every documented flag is handled here"
     flags = {key: value for key, value in given.items() if value is not None}
     if resume and out is None:
-        raise ConfigError("--resume needs the run folder: cnnlab train --out RUN --resume")
+        raise ConfigError("--resume needs the run folder: cnnlab train --out RUN --resume (give the run's folder "
+                          "with --out)")
     config = None
     if not resume or config_file or flags or overrides:
         # resuming: what is given changes the run's own config (so an error names only what was given)
@@ -581,6 +662,9 @@ def _study_dry_run(study_file: Path, out: Path | None, workers: int) -> None:
     from .experiments.study import describe_seconds, estimate_seconds, open_study
 
     run = open_study(study_file, out, workers, need_data=False)
+    if run.imported:  # the study's own code ran: say which
+        console.print("imported user modules: " + ", ".join(f"{name} ({file})" for name, file in run.imported),
+                      highlight=False, soft_wrap=True)
     total, per_cell = estimate_seconds(run, workers)
     table = Table(title=f"study {run.plan.spec.name}: {len(run.plan.cells)} cells, {run.plan.threads} threads each "
                         f"→ {run.folder.path}")
@@ -637,16 +721,32 @@ def study_table(
         raise ConfigError(f"--format must be text, markdown, csv or latex. Got {fmt!r} instead.")
     if fmt == "text":
         if out is not None:
-            raise ConfigError("--out needs --format markdown, csv or latex")
+            raise ConfigError("--out needs --format markdown, csv or latex; add one (or drop --out to print the "
+                              "table)")
         return _print_study_tables(study_dir, alpha)
+    if out is not None:
+        _check_output_file(out)
     text = writers[fmt](study_tables(study_dir, alpha))
     if out is None:
         console.print(text, highlight=False, markup=False, soft_wrap=True)
     else:
         from .runfolder import atomic_write
 
-        atomic_write(out, text)
-        console.print(f"wrote {out}")
+        try:
+            atomic_write(out, text)
+        except OSError as exc:  # name the file asked for, not the temporary one beside it
+            raise ConfigError(f"-o {out}: cannot write it ({(exc.strerror or str(exc)).lower()}); choose another "
+                              f"path") from exc
+        console.print(f"wrote {out}", highlight=False, soft_wrap=True)
+
+
+def _check_output_file(out: Path) -> None:
+    """-o names a file in a folder that can hold it; checked before the work that fills it."""
+    from .analysis.plots import check_writable
+
+    if out.is_dir():
+        raise ConfigError(f"-o {out} is a folder; give a file name such as {out / 'table.tex'}")
+    check_writable(out)
 
 
 def _print_study_tables(study_dir: Path, alpha: float = 0.05) -> None:

@@ -155,13 +155,15 @@ def read_yaml_mapping(path: str | Path, expected: str, what: str = "", allow_emp
     try:
         tree = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read{' ' + what if what else ''} ({exc.strerror or exc})") from None
+        raise ConfigError(f"{path}: cannot read{' ' + what if what else ''} ({exc.strerror or exc}); check the "
+                          f"path") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); check the file at that line") from None
     if tree is None and allow_empty:
         return {}
     if not isinstance(tree, dict):
-        raise ConfigError(f"{path}: {expected}")
+        raise ConfigError(f"{path}: {expected}; got {'nothing' if tree is None else type(tree).__name__} "
+                          f"(write it as `key: value` lines)")
     return tree
 
 

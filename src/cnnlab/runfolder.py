@@ -169,7 +169,8 @@ class RunFolder:
         try:
             tree = yaml.safe_load(self.file(CONFIG).read_text())
         except yaml.YAMLError as exc:
-            raise RunError(f"{self.file(CONFIG)}: not valid YAML ({str(exc).splitlines()[0]})") from None
+            raise RunError(f"{self.file(CONFIG)}: not valid YAML ({str(exc).splitlines()[0]}); restore the file or "
+                           f"train the run again") from None
         if not isinstance(tree, dict):
             raise RunError(f"{self.file(CONFIG)}: expected a mapping of sections")
         return tree
@@ -284,7 +285,8 @@ class RunFolder:
                 return {s: Predictions(data[f"{s}_indices"], data[f"{s}_labels"], data[f"{s}_logits"].astype(np.float32),
                                        str(data[f"{s}_sha256"])) for s in splits}
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # truncated / empty files
-            raise DataError(f"{self.file(name)}: not a readable predictions file ({exc})") from None
+            raise DataError(f"{self.file(name)}: not a readable predictions file ({exc}); rewrite it with "
+                            f"`cnnlab evaluate {self.path}`") from None
 
     # ---- summary ---------------------------------------------------------------------------
     def write_summary(self, summary: dict) -> None:
@@ -301,7 +303,7 @@ class RunFolder:
         try:
             tree = json.loads(self.file(name).read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RunError(f"{self.file(name)}: not valid JSON ({exc})") from None
+            raise RunError(f"{self.file(name)}: not valid JSON ({exc}); restore the file or train the run again") from None
         if not isinstance(tree, dict):
             raise RunError(f"{self.file(name)}: expected a JSON object, got {type(tree).__name__}")
         return tree

@@ -94,7 +94,8 @@ class StudyFolder:
             manifest = json.loads(self.manifest_path.read_text())
             manifest["cells"], manifest["rows"]  # noqa: B018 - both must be there
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StudyError(f"{self.manifest_path}: not a readable study manifest ({exc})") from None
+            raise StudyError(f"{self.manifest_path}: not a readable study manifest ({exc}); restore it, or run the "
+                             f"study file again with `cnnlab study run FILE --out {self.path}` to rewrite it") from None
         return manifest
 
     def cells(self) -> list[CellRecord]:

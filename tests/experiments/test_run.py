@@ -190,7 +190,7 @@ def test_without_out_the_run_goes_to_runs_model_data_time(tmp_path, monkeypatch)
     ({**CONFIG, "train": {"lr": -1}}, ConfigError, "'train.lr' setting must be greater than 0"),
     ({**CONFIG, "data": "kmnist"}, DataError, "dataset 'kmnist' is not on this machine"),
     ({**CONFIG, "augment": {"flip": True}}, ConfigError, "augment.flip is refused for digits"),
-    ({**CONFIG, "data": {"name": "digits", "val": 5000}}, ConfigError, "'val' parameter must be a count"),
+    ({**CONFIG, "data": {"name": "digits", "val": 5000}}, ConfigError, "data.val (--val) must be a count"),
     ({**CONFIG, "data": {"name": "digits", "carve_from": "validation"}}, DataError, "no 'validation' split"),
 ])
 def test_bad_input_creates_no_folder(tmp_path, config, error, fragment):

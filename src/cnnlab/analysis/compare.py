@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..runfolder import SUMMARY, RunFolder
 from .metrics import read_run_predictions
 from .stats import holm, paired_test, wilson_interval
@@ -144,17 +144,49 @@ def is_single_run(path: str | Path) -> bool:
     return (Path(path) / SUMMARY).exists() and (Path(path) / "predictions.npz").exists()
 
 
+def _check_comparable(path: Path) -> None:
+    """A run with predictions, a folder of seeds (run folders inside) or a study folder; otherwise say
+    what `path` is and what to give instead."""
+    if (path / "study.json").exists() or is_single_run(path):
+        return
+    what = "give run folders, folders of seeds (a study's optimizer=sgd/) or a study folder"
+    if not path.exists():
+        raise DataError(f"{path}: no such folder, so no finished run folders to compare; {what}")
+    if not path.is_dir():
+        raise DataError(f"{path} is a file, not a run folder; {what}")
+    if (path / SUMMARY).exists():
+        raise DataError(f"{path} is a run without predictions.npz; write it with `cnnlab evaluate {path}`")
+    if (path / "config.yaml").exists():
+        raise DataError(f"{path} is an unfinished run ({SUMMARY} is missing); finish it with "
+                        f"`cnnlab train --out {path} --resume`")
+    if not any(path.glob(f"*/{SUMMARY}")):
+        raise DataError(f"{path} is neither a run folder ({SUMMARY} and predictions.npz), a folder of seeds "
+                        f"(it holds no finished run folders) nor a study folder (study.json); {what}")
+
+
 def compare(paths: list[str | Path], split: str = "test", alpha: float = 0.05,
             resamples: int = 10_000) -> list[Comparison]:
     """Every pair of the given runs or groups of runs (Holm-corrected when more than one pair)."""
+    if split not in ("test", "val"):
+        raise ConfigError(f"--split must be test or val. Got {split!r} instead.")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+        raise ConfigError(f"--alpha must be a significance level between 0 and 1 (e.g. 0.05). Got {alpha!r} instead.")
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
+        raise ConfigError(f"--resamples must be a whole number of bootstrap resamples, 1 or more (10,000 is "
+                          f"usual). Got {resamples!r} instead.")
+    for path in map(Path, paths):
+        _check_comparable(path)
     paths = expand_studies(paths)
     if len(paths) < 2:
         raise DataError("compare needs at least two runs or folders of runs (use `cnnlab compare A B`)")
-    kinds = {is_single_run(p) for p in paths}
-    if len(kinds) > 1:
-        raise DataError("compare either runs with runs (McNemar on their predictions) or folders of seeds with "
-                        "folders of seeds (paired over seeds), not a mix")
-    runs = kinds == {True}
+    kinds = {p: is_single_run(p) for p in paths}
+    if len(set(kinds.values())) > 1:
+        run = next(p for p, single in kinds.items() if single)
+        group = next(p for p, single in kinds.items() if not single)
+        raise DataError(f"{run} is a run but {group} is a folder of seeds: compare either runs with runs (McNemar "
+                        f"on their predictions) or folders of seeds with folders of seeds (paired over seeds), "
+                        f"not a mix; give only runs or only folders of seeds")
+    runs = set(kinds.values()) == {True}
     results = [compare_runs(a, b, split, resamples) if runs else compare_groups(a, b, split, alpha)
                for a, b in itertools.combinations(paths, 2)]
     if len(results) > 1:

@@ -112,9 +112,17 @@ def crosseval(runs: list[str | Path], datasets: list[str], keep_seen: bool = Fal
 
     if not runs or not datasets:
         raise DataError("crosseval needs at least one run and one dataset (--data A,B,C)")
+    from ..errors import CnnlabError
+
     tests = {}
     for name in datasets:
-        dataset = load_dataset(name, download=False, progress=False)
+        try:
+            dataset = load_dataset(name, download=False, progress=False)
+        except CnnlabError as exc:
+            raise type(exc)(f"--data {name}: {exc}") from None
+        if "test" not in dataset.splits:
+            raise DataError(f"--data {name}: it has no test split (present: {', '.join(dataset.splits)}); "
+                            f"cross-evaluate on datasets with a test split")
         test = dataset["test"]
         tests[name] = (dataset, test, image_hashes(test.images))
     cells = []
@@ -124,8 +132,9 @@ def crosseval(runs: list[str | Path], datasets: list[str], keep_seen: bool = Fal
         trained = (run.spec["in_chans"], *run.spec["input_size"])
         for name, (dataset, test, hashes) in tests.items():
             if tuple(dataset.image_shape) != tuple(trained):
-                raise DataError(f"{name} images are {'x'.join(map(str, dataset.image_shape))} but {path} was "
-                                f"trained on {'x'.join(map(str, trained))}")
+                raise DataError(f"--data {name}: its images are {'x'.join(map(str, dataset.image_shape))} but "
+                                f"{path} was trained on {'x'.join(map(str, trained))}; cross-evaluate on datasets "
+                                f"with the run's image shape")
             mapping = label_mapping(run.config.data.name, run.classes, name, dataset.classes)
             logits, seconds, timed = run.trainer.predict_logits(test.images)
             predicted = logits.argmax(1).cpu().numpy()

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError
+
 __all__ = [
     "confusion_heatmap", "learning_curves", "misclassified_gallery", "pareto_front", "pareto_scatter",
     "per_class_accuracy", "save_figure", "study_bars",
@@ -58,6 +60,13 @@ def _styled(function):
     return wrapper
 
 
+def _t(text) -> str:
+    """Text drawn as written: a '$' in a class name, run or value is not mathtext."""
+    from ..data.explore import literal
+
+    return literal(text)
+
+
 def _figure(width: float, height: float):
     from matplotlib.figure import Figure
 
@@ -79,23 +88,81 @@ def _finite(value) -> bool:
         return False
 
 
-def save_figure(fig, path_without_suffix: str | Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
-    """Write `fig` once per format (PNG at 150 dpi, SVG with searchable text); returns the paths."""
+def figure_formats() -> dict[str, str]:
+    """The file types matplotlib can write here: {'png': 'Portable Network Graphics', ...}."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return FigureCanvasBase.get_supported_filetypes()
+
+
+def _check_format(fmt: str, path: Path) -> str:
+    fmt = fmt.lower().lstrip(".")
+    known = figure_formats()
+    if fmt not in known:
+        raise ConfigError(f"{path}: matplotlib cannot write .{fmt} files; end the name in one of "
+                          f"{', '.join('.' + k for k in sorted(known))}")
+    return fmt
+
+
+def figure_path(out: str | Path, default_name: str) -> Path:
+    """Where a figure asked for as `out` (-o) goes: `out/default_name` when `out` is a folder, `out.png`
+    when it has no suffix. Checked before anything is drawn: a format matplotlib writes, and a place
+    that can hold the file."""
+    path = Path(out)
+    if path.is_dir():
+        path = path / default_name
+    elif not path.suffix:
+        path = path.with_name(f"{path.name}.png")
+    _check_format(path.suffix, path)
+    check_writable(path)
+    return path
+
+
+def check_writable(path: Path) -> None:
+    """The nearest existing folder above `path` is a folder we may write into (checked before the work
+    that makes the file, so a bad path fails at once)."""
+    import os
+
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{path}: {ancestor} is a file, not a folder; choose another path")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"{path}: the folder {ancestor} is not writable; choose another path")
+
+
+def write_figure(fig, path: str | Path, fmt: str | None = None, dpi: int = 150) -> Path:
+    """Write `fig` to `path` atomically (drawn in memory, then a temporary file renamed into place), so
+    a failure leaves no half-written file; the format is the suffix unless given."""
+    import io
+
     import matplotlib
 
-    base = Path(path_without_suffix)
-    base.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
+    from ..runfolder import atomic_write
+
+    path = Path(path)
+    fmt = _check_format(fmt or path.suffix or "png", path)
+    buffer = io.BytesIO()
     # A fixed hash salt and no date keep SVGs byte-identical between runs, so reports diff cleanly.
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "cnnlab"}):
-        for fmt in formats:
-            fmt = fmt.lower().lstrip(".")
-            # with_suffix would eat part of a name like "lenet5-lr0.01"
-            path = base.with_name(f"{base.name}.{fmt}")
-            metadata = {"Date": None} if fmt in ("svg", "pdf") else None
-            fig.savefig(path, format=fmt, dpi=150, metadata=metadata)
-            paths.append(path)
-    return paths
+        metadata = {"Date": None} if fmt in ("svg", "pdf") else None
+        fig.savefig(buffer, format=fmt, dpi=dpi, metadata=metadata)
+    try:
+        atomic_write(path, buffer.getvalue())
+    except OSError as exc:  # name the file asked for, not the temporary one beside it
+        raise ConfigError(f"cannot write the figure {path}: {(exc.strerror or str(exc)).lower()}; choose another "
+                          f"path") from exc
+    return path
+
+
+def save_figure(fig, path_without_suffix: str | Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+    """Write `fig` once per format (PNG at 150 dpi, SVG with searchable text), each atomically;
+    returns the paths."""
+    base = Path(path_without_suffix)
+    formats = [_check_format(fmt, base) for fmt in formats]
+    # with_suffix would eat part of a name like "lenet5-lr0.01"
+    return [write_figure(fig, base.with_name(f"{base.name}.{fmt}"), fmt) for fmt in formats]
 
 
 # ---- learning curves ----------------------------------------------------------------------------
@@ -122,7 +189,7 @@ def learning_curves(runs: Mapping[str, Sequence[Mapping]], title: str | None = N
                 # hollow markers for validation tell the two apart where the lines cross
                 ax.plot(epochs, values, linestyle=line, markerfacecolor=colour if split == "train" else "white",
                         **style)
-        handles.append(Line2D([], [], label=str(label), **style))
+        handles.append(Line2D([], [], label=_t(label), **style))
     for ax, name in ((loss_ax, "loss"), (acc_ax, "accuracy")):
         ax.set_title(name)
         ax.set_xlabel("epoch")
@@ -137,7 +204,7 @@ def learning_curves(runs: Mapping[str, Sequence[Mapping]], title: str | None = N
     else:
         for ax in (loss_ax, acc_ax):
             _note(ax, "no epochs recorded yet")
-    fig.suptitle(title or "Learning curves")
+    fig.suptitle(_t(title or "Learning curves"))
     return fig
 
 
@@ -160,6 +227,7 @@ def confusion_heatmap(matrix, classes: Sequence[str], normalize: bool = True, ti
     counts = np.asarray(matrix, dtype=float)
     names = [str(c) for c in classes]
     n = len(names)
+    shown_names = [_t(c) for c in names]
     if counts.ndim != 2 or counts.shape != (n, n):
         raise ValueError(f"confusion matrix must be {n}×{n} for {n} classes, got shape {counts.shape}")
     if normalize:
@@ -176,9 +244,9 @@ def confusion_heatmap(matrix, classes: Sequence[str], normalize: bool = True, ti
     ax.grid(False)
     fontsize = 9 if n <= 20 else 7 if n <= 40 else 6
     long_names = max((len(s) for s in names), default=0) > 2
-    ax.set_xticks(np.arange(n), names, fontsize=fontsize, rotation=45 if long_names else 0,
+    ax.set_xticks(np.arange(n), shown_names, fontsize=fontsize, rotation=45 if long_names else 0,
                   ha="right" if long_names else "center", rotation_mode="anchor")
-    ax.set_yticks(np.arange(n), names, fontsize=fontsize)
+    ax.set_yticks(np.arange(n), shown_names, fontsize=fontsize)
     ax.tick_params(length=2, pad=1.5)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
@@ -201,7 +269,7 @@ def confusion_heatmap(matrix, classes: Sequence[str], normalize: bool = True, ti
         bar.set_label("share of the true class's images")
     else:
         bar.set_label("images")
-    ax.set_title(title or f"Confusion matrix ({'rows normalised' if normalize else 'counts'})")
+    ax.set_title(_t(title or f"Confusion matrix ({'rows normalised' if normalize else 'counts'})"))
     return fig
 
 
@@ -232,7 +300,7 @@ def per_class_accuracy(per_class_frame, title: str | None = None):
     heading = title or "Recall per class, worst first"
     if dropped:
         heading += f"\n({dropped} class{'es' if dropped > 1 else ''} without images left out)"
-    ax.set_title(heading)
+    ax.set_title(_t(heading))
     value_label, class_label = "recall (accuracy on the class's images)", "class"
     if n == 0:
         _note(ax, "no classes with images")
@@ -245,7 +313,7 @@ def per_class_accuracy(per_class_frame, title: str | None = None):
     fontsize = 8 if n <= 30 else 6
     if horizontal:
         ax.barh(position, recall, color=colours, edgecolor="0.3", linewidth=0.4, height=0.75)
-        ax.set_yticks(position, names, fontsize=fontsize)
+        ax.set_yticks(position, [_t(c) for c in names], fontsize=fontsize)
         ax.set_ylim(n - 0.5, -0.5)  # the worst class on top, where the eye starts
         ax.set_xlim(0, 1.12)
         ax.xaxis.set_major_formatter(PercentFormatter(xmax=1))
@@ -257,7 +325,8 @@ def per_class_accuracy(per_class_frame, title: str | None = None):
         ax.grid(axis="y", visible=False)
     else:
         ax.bar(position, recall, color=colours, edgecolor="0.3", linewidth=0.4, width=0.75)
-        ax.set_xticks(position, names, fontsize=fontsize, rotation=45 if max(map(len, names)) > 3 else 0,
+        ax.set_xticks(position, [_t(c) for c in names], fontsize=fontsize,
+                      rotation=45 if max(map(len, names)) > 3 else 0,
                       ha="right" if max(map(len, names)) > 3 else "center", rotation_mode="anchor")
         ax.set_ylim(0, 1.12)
         ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
@@ -299,7 +368,7 @@ def misclassified_gallery(images, labels, predicted, classes: Sequence[str], lim
         message = ("no misclassified images" if len(wrong) == 0 else "no images requested (limit 0)")
         ax.text(0.5, 0.5, f"{message}\n({len(labels):,} images)", ha="center", va="center",
                 transform=ax.transAxes, fontsize=10)
-        fig.suptitle(heading)
+        fig.suptitle(_t(heading))
         return fig
     cols = min(columns, len(shown))
     rows = -(-len(shown) // cols)
@@ -312,8 +381,8 @@ def misclassified_gallery(images, labels, predicted, classes: Sequence[str], lim
         ax.axis("off")
     for ax, picture, index in zip(axes, pictures, shown):
         ax.imshow(picture, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
-        ax.set_title(f"{names[labels[index]]} → {names[predicted[index]]}", fontsize=8, pad=2)
-    fig.suptitle(f"{heading}: {len(shown)} of {len(wrong):,} errors in {len(labels):,} images")
+        ax.set_title(_t(f"{names[labels[index]]} → {names[predicted[index]]}"), fontsize=8, pad=2)
+    fig.suptitle(_t(f"{heading}: {len(shown)} of {len(wrong):,} errors in {len(labels):,} images"))
     return fig
 
 
@@ -333,8 +402,8 @@ def study_bars(factor_table, y_from_zero: bool = True, title: str | None = None)
     n = len(rows)
     fig = _figure(max(4.0, 0.9 * n + 1.6), 3.8)
     ax = fig.subplots()
-    ax.set_title(title or f"{factor_table.factor}: test accuracy, mean ± 95 % CI over seeds")
-    ax.set_xlabel(factor_table.factor)
+    ax.set_title(_t(title or f"{factor_table.factor}: test accuracy, mean ± 95 % CI over seeds"))
+    ax.set_xlabel(_t(factor_table.factor))
     ax.set_ylabel("test accuracy (%)")
     if n == 0:
         _note(ax, "no values")
@@ -367,7 +436,7 @@ def study_bars(factor_table, y_from_zero: bool = True, title: str | None = None)
     # the same star as the study's tables, so the mark survives a grey-scale print without the legend
     ticks = [("★ " if b else "") + v for v, b in zip(values, best)]
     rotate = n > 6 or max(map(len, ticks)) > 10
-    ax.set_xticks(x, ticks, rotation=30 if rotate else 0, ha="right" if rotate else "center",
+    ax.set_xticks(x, [_t(t) for t in ticks], rotation=30 if rotate else 0, ha="right" if rotate else "center",
                   rotation_mode="anchor")
     ax.grid(axis="x", visible=False)
     if any(best):
@@ -406,9 +475,9 @@ def pareto_scatter(points: Sequence[Mapping], x: str, y: str, label_key: str = "
     y_label = y_label or y
     fig = _figure(6.4, 4.4)
     ax = fig.subplots()
-    ax.set_xlabel(f"{x_label} ({'lower' if lower_x_is_better else 'higher'} is better)")
-    ax.set_ylabel(f"{y_label} (higher is better)")
-    ax.set_title(title or f"{y_label} against {x_label}")
+    ax.set_xlabel(_t(f"{x_label} ({'lower' if lower_x_is_better else 'higher'} is better)"))
+    ax.set_ylabel(_t(f"{y_label} (higher is better)"))
+    ax.set_title(_t(title or f"{y_label} against {x_label}"))
     valid = [i for i, p in enumerate(points) if _finite(p.get(x)) and _finite(p.get(y))]
     if not valid:
         _note(ax, "no points with both values")
@@ -432,7 +501,7 @@ def pareto_scatter(points: Sequence[Mapping], x: str, y: str, label_key: str = "
     for i in valid:
         point = points[i]
         label = str(point.get(label_key, i))
-        ax.annotate(label, (float(point[x]), float(point[y])), xytext=(5, 4), textcoords="offset points",
+        ax.annotate(_t(label), (float(point[x]), float(point[y])), xytext=(5, 4), textcoords="offset points",
                     fontsize=7, fontweight="bold" if i in on_front else "normal")
     skipped = len(points) - len(valid)
     handles = [Line2D([], [], color=HIGHLIGHT, marker="D", markeredgecolor="black", label="Pareto front")]
@@ -440,7 +509,7 @@ def pareto_scatter(points: Sequence[Mapping], x: str, y: str, label_key: str = "
         handles.append(Line2D([], [], linestyle="none", marker="o", color=NEUTRAL, markeredgecolor="0.3",
                               label="dominated"))
     if skipped:
-        handles.append(Line2D([], [], linestyle="none", label=f"{skipped} point(s) without {x} or {y} left out"))
+        handles.append(Line2D([], [], linestyle="none", label=_t(f"{skipped} point(s) without {x} or {y} left out")))
     ax.legend(handles=handles, loc="best", framealpha=0.9)
     ax.margins(x=0.12, y=0.1)  # room for the labels right of the points
     return fig

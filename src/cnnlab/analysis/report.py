@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import base64
 import html
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DataError
-from ..runfolder import SUMMARY, RunFolder, atomic_write
+from ..errors import ConfigError, DataError
+from ..runfolder import CONFIG, SUMMARY, RunFolder, atomic_write
 
 
 @dataclass
@@ -82,17 +85,114 @@ document.body.dataset.figuresRendered=imgs.filter(i=>i.complete&&i.naturalWidth>
 
 def write_report(sources: list[str | Path], out: str | Path, title: str | None = None) -> dict:
     """Write report.html and report.md (plus figures/ and tables/) into `out` for a study folder or
-    run folders; returns {'html', 'markdown', 'figures'}."""
+    run folders; returns {'html', 'markdown', 'figures'}. The report is written into a staging folder
+    beside `out` and moved into place at the end (replacing an earlier report there only then), so a
+    failure leaves no half-written report."""
     out = Path(out)
     sources = [Path(s) for s in sources]
     if not sources:
-        raise DataError("report needs a study folder or run folders")
-    doc = _Doc(out)
+        raise DataError("report needs a study folder or run folders: cnnlab report STUDY_OR_RUNS... -o DIR")
     studies = [s for s in sources if (s / "study.json").exists()]
     runs = [s for s in sources if (s / SUMMARY).exists()]
-    unknown = [s for s in sources if s not in studies and s not in runs]
-    if unknown:
-        raise DataError(f"{unknown[0]} is neither a study folder (study.json) nor a run folder (summary.json)")
+    for source in sources:
+        if source not in studies and source not in runs:
+            raise DataError(_not_a_source(source))
+    for run in runs:  # the small files first: a corrupt one fails at once, not after minutes of figures
+        RunFolder(run).read_summary()
+        RunFolder(run).read_config()
+    _check_target(out, sources)
+    staging, created = _staging_folder(out)
+    try:
+        figures = _write(staging, sources, studies, runs, title)
+        _move_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    return {"html": out / "report.html", "markdown": out / "report.md", "figures": figures}
+
+
+def _not_a_source(source: Path) -> str:
+    if not source.exists():
+        return f"{source}: no such folder; give a study folder or run folders"
+    if not source.is_dir():
+        return f"{source} is a file; give a study folder or run folders"
+    if (source / CONFIG).exists():
+        return (f"{source} is an unfinished run ({SUMMARY} is missing); finish it with "
+                f"`cnnlab train --out {source} --resume` or leave it out")
+    return (f"{source} is neither a study folder (study.json) nor a run folder ({SUMMARY}); give a study "
+            f"folder or finished run folders")
+
+
+def _check_target(out: Path, sources: list[Path]) -> None:
+    """`out` is a new folder, an empty one, or an earlier report: replacing it must never delete
+    anything else (a run, a study, a home folder given by mistake)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"-o {out} is a file; give -o a folder (the report writes report.html, report.md, "
+                          f"figures/ and tables/ into it)")
+    resolved = out.resolve()
+    for source in sources:
+        if source.resolve() == resolved or resolved in source.resolve().parents:
+            raise ConfigError(f"-o {out} holds {source}, which the report reads; write the report elsewhere")
+    if out.is_dir() and any(out.iterdir()) and not any((out / f).exists() for f in ("report.html", "report.md")):
+        raise ConfigError(f"-o {out} already holds files that are not a cnnlab report (no report.html); the "
+                          f"report replaces its folder as a whole, so give a new or empty folder")
+    ancestor = out.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"-o {out}: {ancestor} is a file, not a folder; choose another folder for the report")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"-o {out}: the folder {ancestor} is not writable; choose another folder for the report")
+
+
+def _staging_folder(out: Path) -> tuple[Path, Path | None]:
+    """A fresh folder beside `out` (same file system, so the final move is a rename), and the topmost
+    parent folder created for it (removed again on failure), if any."""
+    created = None
+    parent = out.parent
+    missing = [p for p in (parent, *parent.parents) if not p.exists()]
+    if missing:
+        created = missing[-1]
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=parent))
+    except OSError as exc:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise ConfigError(f"-o {out}: cannot create the report folder there ({(exc.strerror or str(exc)).lower()}); "
+                          f"choose another folder") from exc
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700; a report is shared like any output
+    return staging, created
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    """Rename `staging` to `out`; an earlier report there is set aside first and removed after."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rename(out, old / "report")
+    try:
+        os.rename(staging, out)
+    except BaseException:
+        if old is not None:
+            os.rename(old / "report", out)
+            old.rmdir()
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write(out: Path, sources: list[Path], studies: list[Path], runs: list[Path], title: str | None) -> int:
+    """Every section, figure and table into `out`; returns the number of figures."""
+    doc = _Doc(out)
     title = title or f"cnnlab report: {', '.join(s.name for s in sources)}"
     doc.heading(title, 1)
     doc.paragraph(f"Written {time.strftime('%Y-%m-%d %H:%M')} by cnnlab from {', '.join(map(str, sources))}. "
@@ -108,7 +208,7 @@ def write_report(sources: list[str | Path], out: str | Path, title: str | None =
             f"<style>{STYLE}</style></head><body>{''.join(doc.html)}{CHECK}</body></html>")
     atomic_write(out / "report.html", page)
     atomic_write(out / "report.md", "\n".join(doc.md))
-    return {"html": out / "report.html", "markdown": out / "report.md", "figures": doc.figures}
+    return doc.figures
 
 
 def _study_section(doc: _Doc, path: Path) -> None:

@@ -43,19 +43,27 @@ def candidates_from(paths: list[str | Path]) -> list[Candidate]:
     out = []
     for path in map(Path, paths):
         if (path / SUMMARY).exists():
+            status = RunFolder(path).read_summary().get("status")
+            if status != "finished":
+                raise DataError(f"{path} is a {status or 'failed'} run (see its {SUMMARY}); select ranks finished "
+                                f"runs: rerun it or leave it out")
             out.append(Candidate(path.name, [path]))
         elif (path / "study.json").exists():
             for group in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
                 runs = _finished(group)
                 if runs:
                     out.append(Candidate(group.name, runs))
+        elif not path.is_dir():
+            raise DataError(f"{path}: no such folder; give run folders, folders of seeds or a study folder")
         else:
             runs = _finished(path)
             if not runs:
-                raise DataError(f"{path}: no finished run folders in it (summary.json with status finished)")
+                raise DataError(f"{path}: no finished run folders in it (summary.json with status finished); give "
+                                f"run folders, folders of seeds or a study folder")
             out.append(Candidate(path.name, runs))
     if len(out) < 2:
-        raise DataError("select needs at least two candidates: runs, folders of seeds, or a study folder")
+        raise DataError(f"select needs at least two candidates and found {len(out)}; give two or more runs or "
+                        f"folders of seeds, or a study folder")
     return out
 
 
@@ -70,6 +78,12 @@ def measure(candidate: Candidate, device: str | None = None, repeats: int = 30) 
 
     summaries = [RunFolder(r).read_summary() for r in candidate.runs]
     candidate.figures["seeds"] = len(summaries)
+    for run, summary in zip(candidate.runs, summaries):
+        val = summary.get("val")
+        if not isinstance(val, dict) or not isinstance(val.get("accuracy"), (int, float)) \
+                or not isinstance(summary.get("params"), int):
+            raise DataError(f"{run / SUMMARY} lacks the validation accuracy or parameter count of a finished run; "
+                            f"restore the file or retrain the run")
     candidate.figures["val_accuracy"] = float(np.mean([s["val"]["accuracy"] for s in summaries]))
     tops = [s["val"].get("top5") for s in summaries]
     candidate.figures["val_top5"] = float(np.mean(tops)) if all(t is not None for t in tops) else math.nan
@@ -95,30 +109,34 @@ def normalise(values: np.ndarray, higher_is_better: bool, how: str) -> np.ndarra
     if how == "zscore":
         sd = v.std()
         return np.zeros_like(v) if sd == 0 else (v - v.mean()) / sd
-    raise ConfigError(f"normalisation must be one of {', '.join(NORMALISATIONS)}. Got {how!r} instead.")
+    raise ConfigError(f"--normalisation must be one of {', '.join(NORMALISATIONS)}. Got {how!r} instead.")
 
 
 def parse_weights(text: str | dict | None) -> dict[str, float]:
     """'accuracy=0.6,latency=0.2,size=0.2' (or a dict) -> weights; unknown criteria are refused."""
     if text is None:
         return dict(DEFAULT_WEIGHTS)
-    items = text.items() if isinstance(text, dict) else (part.split("=", 1) for part in text.split(",") if part)
+    example = "e.g. --weights accuracy=0.6,latency=0.2,size=0.2"
+    if not isinstance(text, (str, dict)):
+        raise ConfigError(f"--weights takes criterion=weight pairs ({example}); got {text!r}")
+    items = text.items() if isinstance(text, dict) else (part.split("=", 1) for part in text.split(",") if part.strip())
     weights = {}
     for item in items:
         if len(item) != 2:
-            raise ConfigError(f"--weights takes criterion=weight pairs, e.g. accuracy=0.6,latency=0.2,size=0.2; "
-                              f"got {text!r}")
-        name, value = item[0].strip(), item[1]
+            raise ConfigError(f"--weights takes criterion=weight pairs ({example}); got {text!r}")
+        name, value = str(item[0]).strip(), item[1]
         if name not in CRITERIA:
-            raise ConfigError(f"unknown criterion {name!r}; choose from {', '.join(CRITERIA)}")
+            raise ConfigError(f"--weights: unknown criterion {name!r}; choose from {', '.join(CRITERIA)}")
+        if name in weights:
+            raise ConfigError(f"--weights gives {name} twice; give each criterion once")
         try:
             weights[name] = float(value)
-        except ValueError:
-            raise ConfigError(f"the weight of {name} must be a number, got {value!r}") from None
-        if weights[name] < 0:
-            raise ConfigError(f"the weight of {name} must be >= 0, got {weights[name]}")
+        except (TypeError, ValueError):
+            raise ConfigError(f"--weights: the weight of {name} must be a number, got {value!r}") from None
+        if not math.isfinite(weights[name]) or weights[name] < 0:
+            raise ConfigError(f"--weights: the weight of {name} must be a number >= 0, got {value!r}")
     if not weights or sum(weights.values()) == 0:
-        raise ConfigError("at least one criterion needs a weight above 0")
+        raise ConfigError(f"--weights: at least one criterion needs a weight above 0 ({example}); got {text!r}")
     return weights
 
 
@@ -143,7 +161,8 @@ def select(paths: list[str | Path], weights: str | dict | None = None, normalisa
            device: str | None = None, repeats: int = 30) -> list[Candidate]:
     weights = parse_weights(weights)
     if normalisation not in NORMALISATIONS:
-        raise ConfigError(f"normalisation must be one of {', '.join(NORMALISATIONS)}. Got {normalisation!r} instead.")
+        raise ConfigError(f"--normalisation must be one of {', '.join(NORMALISATIONS)}. Got {normalisation!r} "
+                          f"instead.")
     candidates = candidates_from(paths)
     for candidate in candidates:
         measure(candidate, device, repeats)

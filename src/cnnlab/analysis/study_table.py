@@ -60,6 +60,10 @@ class FactorTable:
 
 def study_tables(path: str | Path, alpha: float = 0.05) -> list[FactorTable]:
     """One table per factor (the base alone when the study ablates nothing)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--alpha must be a significance level between 0 and 1 (e.g. 0.05). Got {alpha!r} instead.")
     frame = collect_results(path)
     finished = frame[frame["status"] == "finished"]
     base = finished[finished["factor"] == "base"].set_index("seed")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import ConfigError, DataError
 from .dataset import Dataset, channel_stats
 
 _MULT = np.uint64(0x9E3779B97F4A7C15)
@@ -97,6 +98,12 @@ def dataset_info(dataset: Dataset, compare_with: dict[str, Dataset] | None = Non
                        cross, dataset.notes)
 
 
+def literal(text) -> str:
+    """`text` as matplotlib should draw it: as written, never as mathtext (a class folder named
+    'a$b$c' or '$x^$' would otherwise be typeset, or crash the drawing)."""
+    return str(text).replace("$", r"\$")
+
+
 def upright_grid(images: np.ndarray) -> np.ndarray:
     """N×C×H×W uint8 → N×H×W(×3) for imshow."""
     return images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
@@ -110,6 +117,10 @@ def sample_grid(dataset: Dataset, per_class: int = 8, split: str | None = None, 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    if split is not None and split not in dataset.splits:
+        raise DataError(f"{dataset.name} has no {split!r} split; --split takes one of {', '.join(dataset.splits)}")
+    if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
+        raise ConfigError(f"--per-class must be a whole number, 1 or more. Got {per_class!r} instead.")
     data = dataset[split or ("train" if "train" in dataset.splits else next(iter(dataset.splits)))]
     rng = np.random.default_rng(seed)
     n = dataset.num_classes
@@ -124,12 +135,13 @@ def sample_grid(dataset: Dataset, per_class: int = 8, split: str | None = None, 
     for label, name in enumerate(dataset.classes):
         row, block = label % max_rows, label // max_rows
         col0 = block * (per_class + 1)
-        axes[row, col0].text(0.95, 0.5, name, ha="right", va="center", fontsize=10, transform=axes[row, col0].transAxes)
+        axes[row, col0].text(0.95, 0.5, literal(name), ha="right", va="center", fontsize=10,
+                             transform=axes[row, col0].transAxes)
         members = np.flatnonzero(data.labels == label)
         chosen = rng.choice(members, size=min(per_class, len(members)), replace=False) if len(members) else []
         for j, index in enumerate(chosen):
             axes[row, col0 + 1 + j].imshow(pictures[index], cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
-    fig.suptitle(f"{dataset.name}: {per_class} samples per class", fontsize=11)
+    fig.suptitle(literal(f"{dataset.name}: {per_class} samples per class"), fontsize=11)
     fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.5 / (0.55 * rows)))  # leave half an inch for the title
     return fig
 
@@ -148,10 +160,11 @@ def class_histogram(dataset: Dataset):
     x = np.arange(n)
     for i, name in enumerate(names):
         counts = np.bincount(dataset.splits[name].labels, minlength=n)
-        ax.bar(x + (i - (len(names) - 1) / 2) * width, counts, width, label=f"{name} ({counts.sum():,})")
-    ax.set_xticks(x, dataset.classes, rotation=90 if n > 20 or max(map(len, dataset.classes)) > 3 else 0, fontsize=8)
+        ax.bar(x + (i - (len(names) - 1) / 2) * width, counts, width, label=literal(f"{name} ({counts.sum():,})"))
+    ax.set_xticks(x, [literal(c) for c in dataset.classes],
+                  rotation=90 if n > 20 or max(map(len, dataset.classes)) > 3 else 0, fontsize=8)
     ax.set_ylabel("images")
-    ax.set_title(f"{dataset.name}: images per class")
+    ax.set_title(literal(f"{dataset.name}: images per class"))
     ax.legend()
     fig.tight_layout()
     return fig

@@ -110,7 +110,7 @@ def read_idx_pair(images_path: Path, labels_path: Path, transpose: bool = False)
     if len(images) != len(labels):
         raise DataError(
             f"{images_path.name} holds {len(images):,} images but {labels_path.name} holds {len(labels):,} labels; "
-            "the two files do not belong together"
+            "the two files do not belong together: give the labels file that came with these images"
         )
     if transpose:
         images = images.transpose(0, 2, 1)

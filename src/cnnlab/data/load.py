@@ -108,7 +108,8 @@ class GenericSource(Source):
             raise DataError(f"orientation must be auto, upright or transposed, not {orientation!r}")
         for path in self.paths:
             if not path.exists():
-                raise DataError(f"{path}: no such {'folder' if self.kind != 'csv' else 'file'}")
+                raise DataError(f"{path}: no such {'folder' if self.kind != 'csv' else 'file'}; check the path "
+                                f"after '{self.kind}:'")
 
     def _transpose(self, path: Path) -> bool:
         orientation = self.options.get("orientation", "auto")
@@ -219,7 +220,10 @@ def add_local(name: str, path: str | Path) -> list[Path]:
     """Copy a user's files (archive, folder, single file) into the data home, verified where possible."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
+        raise DataError(f"{path}: no such file or folder; check the path given to --from")
     source = spec_for_family(name).source
     with fetch_lock(source.family):
-        return source.add(path)
+        added = source.add(path)
+    if not added:
+        raise DataError(f"{path}: holds no file that {name} takes, so nothing was added; {source.where()}")
+    return added

@@ -8,7 +8,28 @@ from ..errors import ConfigError, DataError
 from .dataset import Dataset, Split
 
 
-def _check_size(size: float | int, total: int, what: str) -> None:
+# How errors name each size: the functions' own parameters, or (prepare_splits, which runs use)
+# the config keys and flags the user typed.
+API_NAMES = {"val": "val", "test": "test", "subset": "size", "carve_from": "source"}
+CONFIG_NAMES = {"val": "data.val (--val)", "test": "data.test", "subset": "data.subset (--subset)",
+                "carve_from": "data.carve_from"}
+
+
+def _check_size(size: float | int, total: int, what: str, pool: str = "images") -> None:
+    """`size` is a fraction in (0, 1) or a count below `total`; `what` names it, `pool` says of what."""
+    if what.isidentifier():  # a function's own parameter
+        _check_parameter(size, total, what)
+        return
+    largest = f"a count from 1 to {total - 1:,} ({total:,} {pool})" if total > 1 else f"nothing: only {total} {pool}"
+    if isinstance(size, bool) or not isinstance(size, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{what} must be a fraction in (0, 1) or {largest}. Got {size!r} instead.")
+    if isinstance(size, (float, np.floating)) and not 0 < size < 1:
+        raise ConfigError(f"{what} must be a fraction in (0, 1) or {largest}. Got {size!r} instead.")
+    if isinstance(size, (int, np.integer)) and not 0 < size < total:
+        raise ConfigError(f"{what} must be {largest} or a fraction in (0, 1). Got {size:,} instead.")
+
+
+def _check_parameter(size, total: int, what: str) -> None:
     if isinstance(size, bool) or not isinstance(size, (int, float, np.integer, np.floating)):
         raise ConfigError(f"The '{what}' parameter must be a fraction in (0, 1) or a count. Got {size!r} instead.")
     if isinstance(size, (float, np.floating)) and not 0 < size < 1:
@@ -18,24 +39,30 @@ def _check_size(size: float | int, total: int, what: str) -> None:
 
 
 def stratified_indices(labels: np.ndarray, size: float | int, seed: int = 0,
-                       what: str = "size") -> tuple[np.ndarray, np.ndarray]:
+                       what: str = "size", pool: str = "images") -> tuple[np.ndarray, np.ndarray]:
     """(rest, taken): `size` (a fraction or a count) taken per class in proportion, seeded, both sorted.
-    `what` is the caller's parameter name, for the error message."""
+    `what` and `pool` name the size and what it is taken from, for the error message."""
     from sklearn.model_selection import train_test_split
 
-    _check_size(size, len(labels), what)
+    _check_size(size, len(labels), what, pool)
     index = np.arange(len(labels))
     try:
         rest, taken = train_test_split(index, test_size=size, stratify=labels, random_state=seed)
     except ValueError as exc:
-        raise DataError(f"cannot split {len(labels):,} images stratified by class: {exc}") from None
+        classes = len(np.unique(labels))
+        raise DataError(f"{what} = {size!r}: cannot take it from {len(labels):,} {pool} stratified by class ({exc}); "
+                        f"both parts need at least one image of each of the {classes} classes, so choose a size "
+                        f"between {classes} and {len(labels) - classes:,} images") from None
     return np.sort(rest), np.sort(taken)
 
 
-def stratified_split(dataset: Dataset, val: float | int = 0.1, seed: int = 0, source: str = "train") -> Dataset:
-    """Move a stratified `val` fraction or count of `source` into a new 'val' split."""
+def stratified_split(dataset: Dataset, val: float | int = 0.1, seed: int = 0, source: str = "train",
+                     names: dict[str, str] | None = None) -> Dataset:
+    """Move a stratified `val` fraction or count of `source` into a new 'val' split. `names` says how
+    errors call the sizes (default API_NAMES; prepare_splits passes CONFIG_NAMES)."""
+    names = names or API_NAMES
     split = dataset[source]
-    rest, taken = stratified_indices(split.labels, val, seed, what="val")
+    rest, taken = stratified_indices(split.labels, val, seed, what=names["val"], pool=f"{source} images")
     splits = dict(dataset.splits)
     splits[source] = split.subset(rest)
     splits["val"] = split.subset(taken)
@@ -43,21 +70,36 @@ def stratified_split(dataset: Dataset, val: float | int = 0.1, seed: int = 0, so
     return dataset.replace(splits=splits, notes=notes)
 
 
-def stratified_subset(split: Split, size: float | int, seed: int = 0) -> Split:
+def stratified_subset(split: Split, size: float | int, seed: int = 0, what: str = "size",
+                      pool: str = "images") -> Split:
     """A class-balanced subset (a sorted file like EMNIST letters' test set makes head-slicing useless)."""
-    _, taken = stratified_indices(split.labels, size, seed)
+    _, taken = stratified_indices(split.labels, size, seed, what, pool)
     return split.subset(taken)
 
 
 def carve_splits(dataset: Dataset, source: str, val: float | int = 0.1, test: float | int = 0.1,
-                 seed: int = 0) -> Dataset:
-    """Make train / val / test out of one present split (e.g. EMNIST bymerge's test file alone)."""
+                 seed: int = 0, names: dict[str, str] | None = None) -> Dataset:
+    """Make train / val / test out of one present split (e.g. EMNIST bymerge's test file alone).
+    `names` says how errors call the sizes (default API_NAMES; prepare_splits passes CONFIG_NAMES)."""
+    names = names or API_NAMES
+    if source not in dataset.splits:
+        raise DataError(f"{names['carve_from']}: {dataset.name} has no {source!r} split (present: "
+                        f"{', '.join(dataset.splits) or 'none'}); set {names['carve_from']} to one of them")
     split = dataset[source]
-    _check_size(val, len(split), "val")  # as given: a bad fraction must not be reported as the count it becomes
-    rest, test_idx = stratified_indices(split.labels, test, seed, what="test")
+    pool = f"{source} images"
+    # as given: a bad fraction must not be reported as the count it becomes
+    _check_size(val, len(split), names["val"], pool)
+    rest, test_idx = stratified_indices(split.labels, test, seed, what=names["test"], pool=pool)
     val_count = val if isinstance(val, (int, np.integer)) else int(round(val * len(split)))
-    _check_size(val_count, len(rest), "val")
-    keep, val_idx = stratified_indices(split.labels[rest], int(val_count), seed + 1)
+    if names["val"].isidentifier():
+        _check_size(val_count, len(rest), names["val"])
+    elif not 0 < val_count < len(rest):
+        given = f"{val!r}" if val_count == val else f"{val!r} ({val_count:,} of the {len(split):,} {pool})"
+        raise ConfigError(f"{names['val']} = {given} leaves no training images: {len(rest):,} {pool} are left "
+                          f"after {names['test']}, so it must be at most {len(rest) - 1:,}; lower "
+                          f"{names['val']} or {names['test']}")
+    keep, val_idx = stratified_indices(split.labels[rest], int(val_count), seed + 1, what=names["val"],
+                                       pool=f"{source} images left after {names['test']}")
     splits = {"train": split.subset(rest[keep]), "val": split.subset(rest[val_idx]), "test": split.subset(test_idx)}
     note = (f"train/val/test carved from {source} ({len(keep):,}/{len(val_idx):,}/{len(test_idx):,}, "
             f"stratified, seed {seed})")
@@ -69,9 +111,11 @@ def prepare_splits(dataset: Dataset, val: float | int = 0.1, carve_from: str | N
                    test: float | int = 0.1, subset: float | int | None = None, seed: int = 0) -> Dataset:
     """The train / val / test a run uses: the official test split, a stratified val out of train (or all
     three carved out of `carve_from`), and optionally a stratified subset of train. Seeded by `seed`
-    alone, so runs that differ only in their training seed see the same validation and test images."""
+    alone, so runs that differ only in their training seed see the same validation and test images.
+    Errors name the sizes by their config keys (data.val, data.subset, ...), as a run's user typed them."""
+    names = CONFIG_NAMES
     if carve_from is not None:
-        dataset = carve_splits(dataset, carve_from, val=val, test=test, seed=seed)
+        dataset = carve_splits(dataset, carve_from, val=val, test=test, seed=seed, names=names)
     else:
         if "train" not in dataset.splits:
             raise DataError(f"{dataset.name} has no train split (present: {', '.join(dataset.splits) or 'none'}); "
@@ -80,10 +124,11 @@ def prepare_splits(dataset: Dataset, val: float | int = 0.1, carve_from: str | N
             raise DataError(f"{dataset.name} has no test split; set data.carve_from=train to carve "
                             f"train/val/test out of the training images")
         if "val" not in dataset.splits:
-            dataset = stratified_split(dataset, val, seed)
+            dataset = stratified_split(dataset, val, seed, names=names)
     if subset is not None:
         splits = dict(dataset.splits)
-        splits["train"] = stratified_subset(dataset["train"], subset, seed)
+        pool = "training images after the validation split"
+        splits["train"] = stratified_subset(dataset["train"], subset, seed, what=names["subset"], pool=pool)
         note = f"train: a stratified subset of {len(splits['train']):,} images"
         dataset = dataset.replace(splits=splits, notes=(*dataset.notes, note))
     return dataset

@@ -49,9 +49,10 @@ def read_csv(path: Path, transpose: bool = False) -> tuple[np.ndarray, np.ndarra
                 if short.any():
                     raise DataError(f"{path}:{first_line + int(np.flatnonzero(short)[0])}: row is shorter than "
                                     f"{values.shape[1]} fields or has an empty value; every row needs a label "
-                                    "and the same pixel count")
+                                    "and the same pixel count: check that row")
             if values.dtype.kind not in "iuf" or (values.dtype.kind == "f" and (values != np.round(values)).any()):
-                raise DataError(f"{path}: expected whole numbers (label, then pixels 0–255) in every field")
+                raise DataError(f"{path}: expected whole numbers (label, then pixels 0–255) in every field; check the "
+                                "file's rows (a header row is detected only when it holds no numbers)")
             pixels = values[:, 1:]
             out_of_range = (pixels < 0) | (pixels > 255)
             if out_of_range.any():

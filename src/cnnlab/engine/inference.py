@@ -9,8 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from ..config import build_config, replace
-from ..errors import ConfigError, DataError
-from ..runfolder import PREDICTIONS, WEIGHTS, Predictions, RunFolder, images_sha256
+from ..errors import CnnlabError, ConfigError, DataError
+from ..runfolder import CONFIG, MODEL_SPEC, PREDICTIONS, WEIGHTS, Predictions, RunError, RunFolder, images_sha256
+
+# Larger images are refused from their header, before decoding: the model sees a few thousand pixels,
+# and a 400-megapixel PNG that compresses to a few kilobytes would take gigabytes to decode.
+MAX_IMAGE_PIXELS = 50_000_000
 
 
 @dataclass
@@ -39,15 +43,65 @@ def load_run(path: str | Path, device: str | None = None) -> LoadedRun:
     from .trainer import Trainer
 
     folder = RunFolder(path)
-    folder.require("config.yaml", "model.json", WEIGHTS)
-    config = build_config(folder.read_config())
+    folder.require(CONFIG, MODEL_SPEC, WEIGHTS)
+    try:
+        config = build_config(folder.read_config())
+    except ConfigError as exc:
+        raise RunError(f"{folder.file(CONFIG)}: {str(exc).rstrip('.')}; restore the run's config.yaml or retrain "
+                       f"the run") from None
     if device is not None:
         config = replace(config, **{"train.device": device})
     spec = folder.read_model_spec()
-    built = model_from_spec(spec)
+    _check_spec(folder, spec)
+    try:
+        built = model_from_spec(spec)
+    except (CnnlabError, TypeError, ValueError, KeyError) as exc:
+        raise RunError(f"{folder.file(MODEL_SPEC)} does not describe a model cnnlab can build ({exc}); restore "
+                       f"the run's model.json or retrain the run") from None
     trainer = Trainer(built.module, built.transform, config.train)
-    trainer.load_weights(folder.read_weights(WEIGHTS, device=trainer.device))
+    state = folder.read_weights(WEIGHTS, device=trainer.device)
+    _check_weights(folder, spec, trainer.module.state_dict(), state)
+    trainer.load_weights(state)
     return LoadedRun(folder, config, spec, trainer)
+
+
+def _check_spec(folder: RunFolder, spec: dict) -> None:
+    """model.json has what rebuilding and naming predictions need, with one class name per output."""
+    file = folder.file(MODEL_SPEC)
+    fix = "restore the run's model.json or retrain the run"
+    for key, kind in (("name", str), ("num_classes", int), ("in_chans", int), ("input_size", list),
+                      ("classes", list)):
+        if not isinstance(spec.get(key), kind) or isinstance(spec.get(key), bool):
+            raise RunError(f"{file}: {key!r} is missing or not a {kind.__name__} (got {spec.get(key)!r}); {fix}")
+    if len(spec["input_size"]) != 2 or not all(isinstance(v, int) and v > 0 for v in spec["input_size"]):
+        raise RunError(f"{file}: 'input_size' must be [height, width], got {spec['input_size']!r}; {fix}")
+    if len(spec["classes"]) != spec["num_classes"]:
+        raise RunError(f"{file} lists {len(spec['classes'])} class names but its model has {spec['num_classes']} "
+                       f"outputs (num_classes); the run folder is inconsistent: {fix}")
+    if not isinstance(spec.get("options", {}), dict):
+        raise RunError(f"{file}: 'options' must be a mapping, got {spec['options']!r}; {fix}")
+
+
+def _check_weights(folder: RunFolder, spec: dict, expected: dict, state: dict) -> None:
+    """The saved tensors are exactly the rebuilt model's, name for name and shape for shape."""
+    def shape(tensor) -> str:
+        return "×".join(map(str, tensor.shape)) or "scalar"
+
+    problems = [f"{k} is {shape(state[k])} in the file but {shape(v)} in the model" for k, v in expected.items()
+                if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    if missing:
+        problems.append(f"missing from the file: {_head(missing, 3)}")
+    if extra:
+        problems.append(f"not in the model: {_head(extra, 3)}")
+    if problems:
+        options = ", ".join(f"{k}={v}" for k, v in dict(spec.get("options", {})).items()) or "no options"
+        raise RunError(f"{folder.file(WEIGHTS)} does not fit the model {folder.file(MODEL_SPEC)} describes "
+                       f"({spec['name']}, {options}): {'; '.join(problems[:3])}"
+                       f"{f'; and {len(problems) - 3} more' if len(problems) > 3 else ''}. The run folder is "
+                       f"inconsistent (model.json or model.safetensors was edited or replaced): restore both from "
+                       f"the same run, or retrain it")
 
 
 def evaluate_run(path: str | Path, data: str | None = None, device: str | None = None) -> dict:
@@ -59,8 +113,9 @@ def evaluate_run(path: str | Path, data: str | None = None, device: str | None =
     own = data is None or data == run.config.data.name
     name = run.config.data.name if own else data
     d = run.config.data
-    dataset = prepare_splits(load_dataset(name), val=d.val, carve_from=d.carve_from, test=d.test, seed=d.split_seed)
-    _check_compatible(run, dataset)
+    dataset = load_dataset(name)
+    _check_compatible(run, dataset)  # before splitting: a split of the wrong data would fail less clearly
+    dataset = prepare_splits(dataset, val=d.val, carve_from=d.carve_from, test=d.test, seed=d.split_seed)
     splits = ("val", "test") if own else ("test",)
     results, predictions = {}, {}
     for split_name in splits:
@@ -85,7 +140,7 @@ def _check_compatible(run: LoadedRun, dataset) -> None:
     trained = (run.spec["in_chans"], *run.spec["input_size"])
     if tuple(dataset.image_shape) != tuple(trained):
         raise DataError(f"{dataset.name} images are {'x'.join(map(str, dataset.image_shape))} but the run was "
-                        f"trained on {'x'.join(map(str, trained))}")
+                        f"trained on {'x'.join(map(str, trained))}; evaluate on a dataset with the run's image shape")
 
 
 def _head(names, count: int = 5) -> str:
@@ -96,21 +151,37 @@ def _head(names, count: int = 5) -> str:
 def read_image(file: str | Path, chans: int, size: tuple[int, int], invert: str, trained_on: str) -> np.ndarray:
     """An image file as uint8 chans x H x W at the training size; light-on-dark flipped to match the
     training data's background when invert='auto' (or always with 'yes')."""
-    from PIL import Image, UnidentifiedImageError
+    import warnings
 
-    try:
-        with Image.open(file) as image:
-            image = image.convert("L" if chans == 1 else "RGB")
-            if image.size != (size[1], size[0]):
-                image = image.resize((size[1], size[0]), Image.Resampling.LANCZOS)
-            pixels = np.asarray(image, dtype=np.uint8)
-    except FileNotFoundError:
-        raise DataError(f"{file}: no such image file") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"{file}: cannot read it as an image ({exc}); give a PNG, JPEG or other Pillow format") from None
-    pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+    from PIL import Image
+
     if invert not in ("auto", "yes", "no"):
-        raise ConfigError(f"invert must be auto, yes or no. Got {invert!r} instead.")
+        raise ConfigError(f"--invert must be auto, yes or no. Got {invert!r} instead.")
+    limit = f"the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; downscale it first"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, by our own limit
+            with Image.open(file) as image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise DataError(f"{file}: {width}×{height} is {width * height / 1e6:,.0f} megapixels, too large "
+                                    f"to decode ({limit})")
+                image = image.convert("L" if chans == 1 else "RGB")
+                if image.size != (size[1], size[0]):
+                    image = image.resize((size[1], size[0]), Image.Resampling.LANCZOS)
+                pixels = np.asarray(image, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(f"{file}: no such image file; check the path") from None
+    except IsADirectoryError:
+        raise DataError(f"{file} is a folder; give image files") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own, larger limit: it refuses at open
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size_text = f"{int(found.group(1)) / 1e6:,.0f} megapixels" if found else "too many pixels"
+        raise DataError(f"{file}: {size_text}, too large to decode ({limit})") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:  # Pillow's ways of saying "corrupt"
+        raise DataError(f"{file}: cannot read it as an image ({exc}); give a PNG, JPEG or other Pillow "
+                        f"format") from None
+    pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
     mine = background(pixels[None])
     if invert == "yes" or (invert == "auto" and {mine, trained_on} == {"dark", "light"}):
         pixels = 255 - pixels
@@ -121,8 +192,13 @@ def predict_files(path: str | Path, files, top: int = 5, invert: str = "auto", d
     """Top-`top` classes with probabilities for each image file."""
     import torch
 
-    if top < 1:
-        raise ConfigError(f"The 'top' parameter must be an int >= 1. Got {top!r} instead.")
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ConfigError(f"--top must be a whole number of classes, 1 or more. Got {top!r} instead.")
+    if invert not in ("auto", "yes", "no"):
+        raise ConfigError(f"--invert must be auto, yes or no. Got {invert!r} instead.")
+    files = list(files)
+    if not files:
+        raise ConfigError("predict needs at least one image file: cnnlab predict RUN IMAGE...")
     run = load_run(path, device)
     chans, size = run.spec["in_chans"], tuple(run.spec["input_size"])
     trained_on = run.spec.get("background", "mixed")

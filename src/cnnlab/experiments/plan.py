@@ -69,7 +69,7 @@ class StudySpec(BaseModel):
     def _values(cls, value):
         for key, values in value.items():
             if not values:
-                raise ValueError(f"{key} has no values")
+                raise ValueError(f"{key} has no values; give at least one, or leave the factor out")
         return value
 
     @property
