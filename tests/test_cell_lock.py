@@ -84,7 +84,10 @@ def test_a_live_holder_on_this_host_is_never_broken_however_old_its_heartbeat(tm
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         path = tmp_path / "cell.json"
-        path.write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname(), "token": "paused"}))
+        from cnnlab.studyfolder import _process_start
+
+        path.write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname(), "token": "paused",
+                                    "process_start": _process_start(sleeper.pid)}))
         ancient = time.time() - 100 * stale_seconds()
         os.utime(path, (ancient, ancient))  # as if paused (SIGSTOP) for hours
         assert CellLock(path).holder() is not None
@@ -96,12 +99,20 @@ def test_a_live_holder_on_this_host_is_never_broken_however_old_its_heartbeat(tm
     assert CellLock(path, heartbeat_seconds=None).acquire()  # now its process is gone
 
 
-def test_a_reused_pid_does_not_keep_a_dead_holders_lock(tmp_path):
-    path = tmp_path / "cell.json"  # our own pid, but recorded with another process start time
-    path.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "token": "old",
-                                "process_start": "1"}))
+@pytest.mark.parametrize("started", ["1", None], ids=["other-start-time", "no-start-time"])
+def test_a_reused_pid_does_not_keep_a_dead_holders_lock(tmp_path, started):
+    path = tmp_path / "cell.json"  # a live pid (pid 1, or ours), recorded with another process start time or none
+    path.write_text(json.dumps({"pid": 1, "host": socket.gethostname(), "token": "old", "process_start": started}))
     assert CellLock(path).holder() is None
     assert CellLock(path, heartbeat_seconds=None).acquire()
+
+
+def test_a_folder_in_place_of_a_lock_is_one_clear_error(tmp_path):
+    from cnnlab.studyfolder import StudyError
+
+    (tmp_path / "cell.json").mkdir()
+    with pytest.raises(StudyError, match="is a folder, not a cell lock; delete it"):
+        CellLock(tmp_path / "cell.json").acquire()
 
 
 @pytest.mark.parametrize("content", [b"", b"{\"pid\": 12", b"\x00\xff garbage", b"[1, 2]"])

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
+from .yamlsize import check_yaml_size
 
 
 class _Section(BaseModel):
@@ -45,7 +46,7 @@ class TrainConfig(_Section):
     batch_size: int = Field(128, ge=1, description="images per step")
     optimizer: Literal["sgd", "sgd_nesterov", "adagrad", "rmsprop", "adam", "adamw", "adamax", "nadam"] = Field(
         "adam", description="sgd, sgd_nesterov, adagrad, rmsprop, adam, adamw, adamax, nadam")
-    lr: float = Field(1e-3, gt=0, description="base learning rate")
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="base learning rate")
     momentum: float = Field(0.9, ge=0, lt=1, description="momentum of sgd / sgd_nesterov")
     weight_decay: float = Field(0.0, ge=0, description="L2 penalty (decoupled for adamw)")
     schedule: Literal["none", "cosine", "onecycle", "step"] = Field(
@@ -154,6 +155,9 @@ def read_yaml_mapping(path: str | Path, expected: str, what: str = "", allow_emp
     path = Path(path)
     try:
         tree = yaml.safe_load(path.read_text())
+        check_yaml_size(tree, path)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file; give a YAML file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read{' ' + what if what else ''} ({exc.strerror or exc}); check the "
                           f"path") from None

@@ -35,21 +35,32 @@ def temp_file(path: Path) -> tuple[int, Path]:
 def atomic_write(path: str | Path, data: bytes | str) -> None:
     """Write `data` to `path` so that readers see the old file or the whole new one, never a part."""
     path = Path(path)
-    fd, temp = temp_file(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        from .errors import CnnlabError
+
+        kind = "a symbolic link" if path.is_symlink() else "a folder" if path.is_dir() else "not a regular file"
+        raise CnnlabError(f"{path} is {kind}; cnnlab replaces only regular files: choose another path")
+    try:
+        fd, temp = temp_file(path)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data.encode() if isinstance(data, str) else data)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared like any file
+        os.chmod(temp, 0o666 & ~umask())  # mkstemp makes 0600; outputs are shared like any file
         os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None  # name the target, not the temporary file
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
 
 
-def _umask() -> int:
+def umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -30,6 +30,7 @@ import numpy as np
 import yaml
 
 from .errors import CnnlabError, DataError
+from .yamlsize import check_yaml_size
 from .files import atomic_write, fsync_dir  # noqa: F401 - fsync_dir is part of this module's interface
 
 CONFIG = "config.yaml"
@@ -133,6 +134,7 @@ class RunFolder:
             raise RunError(f"{self.path}: no such run folder; train one with `cnnlab train --out {self.path}`")
         if not self.path.is_dir():
             raise RunError(f"{self.path} is a file, not a run folder")
+        self.refuse_links()
         missing = [name for name in names if not self.file(name).exists()]
         if missing and not self.file(CONFIG).exists() and not self.file(SUMMARY).exists():
             raise RunError(f"{self.path} is not a run folder: it has no {CONFIG}, which every run writes when it "
@@ -144,10 +146,21 @@ class RunFolder:
             summary = self._read_json(SUMMARY)
             if summary.get("status") == "failed":
                 raise RunError(f"{self.path} is a failed run ({summary.get('error') or 'no error recorded'}), so "
-                               f"it has no {name}; fix the cause and resume it with `cnnlab train --out "
-                               f"{self.path} --resume`, or train a new run")
+                               f"it has no {name}; train a new run with other settings (another --out), or, if the "
+                               f"cause is gone, continue it as it is with `cnnlab train --out {self.path} --resume`")
             raise RunError(f"{self.path}: {name} is missing from this finished run; restore the file or train the "
                            f"run again")
+
+    def refuse_links(self) -> None:
+        """A run folder holds its files itself: a symbolic link in it (to a file or folder anywhere) would make
+        cnnlab read or write outside it."""
+        try:
+            links = [entry for entry in self.path.iterdir() if entry.is_symlink()]
+        except OSError:
+            return
+        if links:
+            raise RunError(f"{links[0]} is a symbolic link (to {os.readlink(links[0])}); a run folder must hold its "
+                           f"files itself: replace the link with the file or folder, or remove it")
 
     def remove_temporaries(self) -> list[Path]:
         """Temporary files of writes that a killed process left half done (call while holding the run)."""
@@ -168,6 +181,9 @@ class RunFolder:
         self.require(CONFIG)
         try:
             tree = yaml.safe_load(self.file(CONFIG).read_text())
+            check_yaml_size(tree, self.file(CONFIG))
+        except UnicodeDecodeError:
+            raise RunError(f"{self.file(CONFIG)}: not a text file; restore the file or train the run again") from None
         except yaml.YAMLError as exc:
             raise RunError(f"{self.file(CONFIG)}: not valid YAML ({str(exc).splitlines()[0]}); restore the file or "
                            f"train the run again") from None
@@ -307,6 +323,22 @@ class RunFolder:
         if not isinstance(tree, dict):
             raise RunError(f"{self.file(name)}: expected a JSON object, got {type(tree).__name__}")
         return tree
+
+
+def runs_in(folder: str | Path) -> list[Path]:
+    """The run folders (with a summary.json) directly inside `folder`; one that is a link, or leads out of
+    `folder`, is refused rather than read."""
+    folder = Path(folder)
+    root = folder.resolve()
+    runs = []
+    for entry in sorted(folder.iterdir()):
+        if not (entry / SUMMARY).exists():
+            continue
+        if entry.is_symlink() or entry.resolve().parent != root:
+            raise RunError(f"{entry} is a link to {entry.resolve()}, outside {folder}; a folder of runs must hold its "
+                           f"runs itself: replace the link with the run folder, or remove it")
+        runs.append(entry)
+    return runs
 
 
 def _metric_row(line: str) -> dict | None:

@@ -87,22 +87,33 @@ class StudyFolder:
         atomic_write(self.manifest_path, dumps(manifest))
 
     def read_manifest(self) -> dict:
+        from .runfolder import CONFIG, SUMMARY
+
         if not self.manifest_path.exists():
+            if (self.path / CONFIG).exists() or (self.path / SUMMARY).exists():
+                raise StudyError(f"{self.path} is a run folder, not a study folder (no {MANIFEST}); give the folder "
+                                 f"a study wrote (`cnnlab study run FILE` makes one)")
             raise StudyError(f"{self.path} is not a study folder (no {MANIFEST}); start one with "
                              f"`cnnlab study run FILE --out {self.path}`")
         try:
             manifest = json.loads(self.manifest_path.read_text())
-            manifest["cells"], manifest["rows"]  # noqa: B018 - both must be there
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StudyError(f"{self.manifest_path}: not a readable study manifest ({exc}); restore it, or run the "
-                             f"study file again with `cnnlab study run FILE --out {self.path}` to rewrite it") from None
-        return manifest
+            cells = [CellRecord(**c) for c in manifest["cells"]]
+            rows = [RowRecord(**r) for r in manifest["rows"]]
+            names = {c.name for c in cells}
+            stray = next((r.cell for r in rows if r.cell not in names), None)
+            if stray is not None:
+                raise ValueError(f"a table row names cell {stray!r}, which is not among its cells")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StudyError(f"{self.manifest_path}: not a readable study manifest ({exc}); restore it, or delete it "
+                             f"and run the study file again with the same --out and --workers (finished cells are "
+                             f"kept)") from None
+        return {**manifest, "cells": cells, "rows": rows}
 
     def cells(self) -> list[CellRecord]:
-        return [CellRecord(**c) for c in self.read_manifest()["cells"]]
+        return self.read_manifest()["cells"]
 
     def rows(self) -> list[RowRecord]:
-        return [RowRecord(**r) for r in self.read_manifest()["rows"]]
+        return self.read_manifest()["rows"]
 
     def run(self, cell: str) -> RunFolder:
         path = (self.path / cell).resolve()
@@ -149,6 +160,22 @@ def _process_start(pid: int) -> str | None:
     return stat.rsplit(")", 1)[-1].split()[19]  # field 22 of proc(5); the name before ')' may hold spaces
 
 
+def study_groups(path: str | Path) -> list[Path]:
+    """A study folder's `<factor=value>/` folders (each a folder of seeds); a link among them is refused, so
+    a study someone sends cannot make the analysis read runs outside it."""
+    path = Path(path)
+    groups = []
+    for entry in sorted(path.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_symlink():
+            raise StudyError(f"{entry} is a symbolic link (to {os.readlink(entry)}); a study folder must hold its "
+                             f"runs itself: replace the link with the folder, or remove it")
+        if entry.is_dir():
+            groups.append(entry)
+    return groups
+
+
 def _pid_alive(pid: int) -> bool:
     if pid <= 0:
         return False
@@ -169,8 +196,10 @@ def _same_process_alive(record: dict) -> bool:
     boot = record.get("boot_id")
     if boot is not None and _boot_id() is not None and boot != _boot_id():
         return False  # written before a reboot: the pid belongs to someone else now
-    started = record.get("process_start")
-    return started is None or _process_start(pid) in (None, started)
+    started, actual = record.get("process_start"), _process_start(pid)
+    if actual is None:  # no /proc: the pid is all there is to go by
+        return True
+    return started == actual  # a record without it was not written by that process
 
 
 class CellLock:
@@ -210,6 +239,8 @@ class CellLock:
 
     def _read(self) -> tuple[str, dict | None]:
         """('free' | 'held' | 'stale', the record when readable)."""
+        if self.path.is_dir() and not self.path.is_symlink():
+            raise StudyError(f"{self.path} is a folder, not a cell lock; delete it (nothing of the study is in it)")
         try:
             modified = os.stat(self.path).st_mtime
             text = self.path.read_bytes()

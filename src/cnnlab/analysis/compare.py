@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..runfolder import SUMMARY, RunFolder
+from ..runfolder import SUMMARY, RunFolder, runs_in
+from ..studyfolder import study_groups
 from .metrics import read_run_predictions
 from .stats import holm, paired_test, wilson_interval
 
@@ -99,7 +100,7 @@ def compare_runs(a: str | Path, b: str | Path, split: str = "test", resamples: i
 def group_accuracies(path: str | Path, split: str = "test") -> dict[int, float]:
     """seed -> test accuracy of every finished run in a folder of runs (or of the one run given)."""
     path = Path(path)
-    runs = [path] if (path / SUMMARY).exists() else sorted(p.parent for p in path.glob(f"*/{SUMMARY}"))
+    runs = [path] if (path / SUMMARY).exists() else runs_in(path)
     out = {}
     for run in runs:
         summary = RunFolder(run).read_summary()
@@ -133,8 +134,7 @@ def expand_studies(paths: list[str | Path]) -> list[Path]:
     out = []
     for path in map(Path, paths):
         if (path / "study.json").exists():
-            out += sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")
-                          and any(p.glob(f"*/{SUMMARY}")))
+            out += [group for group in study_groups(path) if runs_in(group)]
         else:
             out.append(path)
     return out

@@ -135,9 +135,13 @@ def _check_target(out: Path, sources: list[Path]) -> None:
     for source in sources:
         if source.resolve() == resolved or resolved in source.resolve().parents:
             raise ConfigError(f"-o {out} holds {source}, which the report reads; write the report elsewhere")
-    if out.is_dir() and any(out.iterdir()) and not any((out / f).exists() for f in ("report.html", "report.md")):
-        raise ConfigError(f"-o {out} already holds files that are not a cnnlab report (no report.html); the "
-                          f"report replaces its folder as a whole, so give a new or empty folder")
+    report_files = {"report.html", "report.md", "figures", "tables"}
+    if out.is_dir() and any(out.iterdir()) and (not (out / "report.html").is_file() or
+                                                 {p.name for p in out.iterdir()} - report_files):
+        foreign = sorted({p.name for p in out.iterdir()} - report_files)[:3]
+        raise ConfigError(f"-o {out} already holds files that are not part of a cnnlab report "
+                          f"({', '.join(foreign) or 'no report.html'}); the report replaces its folder as a whole, so "
+                          f"give a new or empty folder")
     ancestor = out.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent

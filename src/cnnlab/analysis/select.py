@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..runfolder import SUMMARY, RunFolder
+from ..runfolder import SUMMARY, RunFolder, runs_in
+from ..studyfolder import study_groups
 
 CRITERIA = {  # name -> (summary field or measured key, higher is better)
     "accuracy": ("val_accuracy", True),
@@ -49,7 +50,7 @@ def candidates_from(paths: list[str | Path]) -> list[Candidate]:
                                 f"runs: rerun it or leave it out")
             out.append(Candidate(path.name, [path]))
         elif (path / "study.json").exists():
-            for group in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for group in study_groups(path):
                 runs = _finished(group)
                 if runs:
                     out.append(Candidate(group.name, runs))
@@ -68,7 +69,7 @@ def candidates_from(paths: list[str | Path]) -> list[Candidate]:
 
 
 def _finished(folder: Path) -> list[Path]:
-    runs = sorted(p.parent for p in folder.glob(f"*/{SUMMARY}"))
+    runs = runs_in(folder)
     return [r for r in runs if RunFolder(r).read_summary().get("status") == "finished"]
 
 

@@ -262,7 +262,11 @@ class CifarSource(Source):
             raise DataError(f"{path}: expected the CIFAR python archive ({self.spec.name})")
         read_cifar_archive(path, self.variant)  # refuse a corrupt or foreign archive up front
         official = path.name == self.spec.name
-        return [copy_verified(path, raw_dir(self.family) / path.name, self.spec if official else None)]
+        added = copy_verified(path, raw_dir(self.family) / path.name, self.spec if official else None)
+        for older in raw_dir(self.family).glob("*.tar.gz"):  # the archive added last is the one read
+            if older != added and older.name != self.spec.name:
+                older.unlink(missing_ok=True)
+        return [added]
 
     def parse(self, files: list[Path]) -> Parsed:
         parsed = read_cifar_archive(files[0], self.variant)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..errors import ChecksumError, DataError, DownloadError
-from ..files import fsync_dir, temp_file
+from ..files import fsync_dir, temp_file, umask
 from .cache import locked, remove_leftovers
 from .idx import open_unpacked
 
@@ -314,6 +314,7 @@ def copy_verified(src: Path, dest: Path, spec: RemoteFile | None) -> Path:
                 problem = mismatch(tmp, spec, digests, shown=src)
                 if problem:
                     raise ChecksumError(f"{src}: {problem}; {spec.fix}")
+            os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; the data home is shared like any cache
             os.replace(tmp, dest)
         except BaseException:
             tmp.unlink(missing_ok=True)

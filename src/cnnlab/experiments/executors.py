@@ -142,6 +142,7 @@ class ProcessExecutor:
         pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_worker_init, initargs=(os.getpid(), first.imports, first.search_path))
         futures = {pool.submit(run_cell, job): job for job in jobs}
+        interrupted = False
         try:
             for future in as_completed(futures):
                 try:
@@ -149,8 +150,17 @@ class ProcessExecutor:
                 except BrokenProcessPool as exc:
                     yield {"cell": futures[future].name, "status": "interrupted", "seconds": 0.0,
                            "error": f"a worker process died ({exc}); run the study again to resume", "ran": False}
+        except KeyboardInterrupt:
+            # Ctrl-C: start nothing more and stop the running cells now (they resume from their last
+            # epoch, as after kill -9) instead of waiting for them to finish
+            interrupted = True
+            for future in futures:
+                future.cancel()
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+            raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
 
 
 class RayExecutor:

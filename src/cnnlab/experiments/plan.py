@@ -20,6 +20,7 @@ import hashlib
 import importlib
 import itertools
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from ..errors import CnnlabError, ConfigError
 from ..studyfolder import CellRecord, RowRecord
 
 DEFAULT_SEEDS = 5
+MAX_SEEDS = 1_000
+MAX_ROWS = 100_000  # table rows a study may plan (every one is validated before anything runs)
 WHOLE_SECTIONS = ("data", "model", "augment")  # factors that replace a whole section (model: [lenet5, resnet50])
 FACTOR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")  # becomes a folder name
 
@@ -58,8 +61,10 @@ class StudySpec(BaseModel):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, value):
-        if isinstance(value, int) and value < 1:
-            raise ValueError("must be at least 1")
+        if isinstance(value, int) and not 1 <= value <= MAX_SEEDS:
+            raise ValueError(f"must be from 1 to {MAX_SEEDS:,}")
+        if isinstance(value, list) and len(value) > MAX_SEEDS:
+            raise ValueError(f"must list at most {MAX_SEEDS:,} seeds")
         if isinstance(value, list) and (not value or len(set(value)) != len(value)):
             raise ValueError("must be a non-empty list of distinct integers")
         return value
@@ -114,9 +119,9 @@ def import_user_modules(imports: list[str], search_path: list[str] = ()) -> list
             module = _import_beside(name, [Path(f) for f in search_path]) or importlib.import_module(name)
         except CnnlabError:
             raise
-        except Exception as exc:  # the user's module: any error is theirs to see, in one line
+        except (Exception, SystemExit) as exc:  # the user's module: any error is theirs to see, in one line
             raise ConfigError(f"imports: cannot import {name!r} ({type(exc).__name__}: {exc}); put {name}.py "
-                              f"beside the study file or on PYTHONPATH") from None
+                              f"beside the study file or on PYTHONPATH, and check that importing it works") from None
         imported.append((name, str(getattr(module, "__file__", None) or "(built-in)")))
     return imported
 
@@ -229,6 +234,11 @@ def plan_study(spec: StudySpec, threads: int) -> Plan:
             cells[key] = CellRecord(f"{folder}/seed={seed}-{key}", key, seed, to_dict(config))
         return cells[key]
 
+    combos = math.prod(len(v) for v in spec.grid.values()) if spec.grid else 0
+    planned = len(spec.seed_list) * (1 + sum(len(v) for v in spec.ablate.values()) + combos)
+    if planned > MAX_ROWS:
+        raise ConfigError(f"study {spec.name!r} plans {planned:,} runs (seeds x values), more than {MAX_ROWS:,}; "
+                          f"use fewer seeds, factors or grid values")
     for key in [*spec.ablate, *spec.grid]:
         if not FACTOR_NAME.match(key):
             raise ConfigError(f"study {spec.name!r}: factor {key!r} is not a config key or a name (letters, digits and "

@@ -156,7 +156,13 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, input_size: int
         channels_last=options.get("channels_last", False),
     )
     with _device(device):
-        module = _build(entry, num_classes, model_chans, size or input_size, net_options)
+        try:
+            module = _build(entry, num_classes, model_chans, size or input_size, net_options)
+        except (RuntimeError, MemoryError) as exc:
+            if isinstance(exc, RuntimeError) and "alloc" not in str(exc):
+                raise
+            raise ConfigError(f"model {name!r} with {net_options or 'its default options'} does not fit in memory "
+                              f"({_first_line(exc)}); choose smaller options") from None
         if options.get("input_policy") == "stem":
             if entry.source in HAND_WRITTEN:
                 raise bad_value("input_policy", name, "auto, native, pad or resize (our models are built for "
@@ -215,6 +221,11 @@ def _build(entry: ModelEntry, num_classes: int, chans: int, model_input_size: tu
     from .zoo import build_zoo
 
     return build_zoo(entry.source, entry.target, num_classes, chans, **options)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
 
 
 def _normalisation(value, preset: tuple[float, ...], chans: int):

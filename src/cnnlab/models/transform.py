@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from .checks import bad_value, known_options, one_of, positive_int
 
 MODES = ("native", "pad", "resize")
+MAX_SIDE = 4096  # a larger model input is a typo or a hostile model.json (one image would need gigabytes)
 
 
 def _floats(value: float | Sequence[float], chans: int, param: str) -> tuple[float, ...]:
@@ -55,8 +56,10 @@ class InputTransform:
                             self.size)
         if self.size is not None:
             size = tuple(self.size)
-            if len(size) != 2 or any(not isinstance(v, int) or v < 1 for v in size):
-                raise bad_value("size", "the input transform", "a (height, width) pair of ints >= 1", self.size)
+            if len(size) != 2 or any(not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_SIDE
+                                     for v in size):
+                raise bad_value("size", "the input transform", f"a (height, width) pair of ints from 1 to {MAX_SIDE}",
+                                self.size)
             object.__setattr__(self, "size", size)
         object.__setattr__(self, "mean", _floats(self.mean, self.chans, "mean"))
         object.__setattr__(self, "std", _floats(self.std, self.chans, "std"))

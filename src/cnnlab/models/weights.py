@@ -51,14 +51,35 @@ def local_weights(source: str, name: str, weights: str | os.PathLike | None) -> 
 
 
 def read_state_dict(path: Path) -> dict:
+    """Tensors only: safetensors, or a PyTorch file through torch.load(weights_only=True), which refuses
+    anything in the pickle but tensors and plain containers (nothing in it is executed)."""
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ConfigError(f"weights file {path}: not a readable safetensors file ({exc}); check the file") from None
+    import pickle
+    import warnings
+
     import torch
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state) if isinstance(state, dict) else state
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"weights file {path} holds more than tensors, or is not a PyTorch file ({reason}); "
+                          f"cnnlab loads only tensors: save the state dict as safetensors "
+                          f"(safetensors.torch.save_file) and pass that file") from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(f"weights file {path} is not a state dict (names to tensors); save the model's "
+                          f"state_dict() as safetensors and pass that file")
+    return state
 
 
 def adapt_in_chans(weight, chans: int):

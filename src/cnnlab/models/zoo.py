@@ -76,10 +76,13 @@ def build_zoo(source: str, name: str, num_classes: int, in_chans: int, pretraine
             model = timm.create_model(name, pretrained=download, num_classes=num_classes, in_chans=in_chans, **kwargs)
         else:
             model = _build_tv(name, num_classes, in_chans, download, kwargs)
-    except TypeError as exc:  # an option the model's constructor does not take
-        raise ConfigError(f"{source}:{name} rejected model_kwargs {kwargs}: {exc}") from None
+    except (TypeError, AssertionError, KeyError, NotImplementedError) as exc:  # an option it does not take
+        raise ConfigError(f"{source}:{name} rejected model_kwargs {kwargs}: {type(exc).__name__}: {exc}; change or "
+                          f"drop them") from None
     except (OSError, RuntimeError, ValueError) as exc:  # network and hub errors, when downloading
         if not download:
+            if isinstance(exc, ValueError) and kwargs:
+                raise ConfigError(f"{source}:{name} rejected model_kwargs {kwargs}: {exc}; change or drop them") from None
             raise
         raise DownloadError(f"could not fetch pretrained weights for {source}:{name} ({exc}): save them as "
                             f"{default_weights_path(source, name)} (safetensors) or pass weights=PATH") from exc
