@@ -6,6 +6,7 @@ are recognisable), flushed to disk, renamed over the target, and the rename itse
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -35,10 +36,12 @@ def temp_file(path: Path) -> tuple[int, Path]:
 def atomic_write(path: str | Path, data: bytes | str) -> None:
     """Write `data` to `path` so that readers see the old file or the whole new one, never a part."""
     path = Path(path)
-    if path.is_symlink() or (path.exists() and not path.is_file()):
+    if path.is_dir() and not path.is_symlink():
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+    if path.is_symlink() or (path.exists() and not path.is_file()):  # a link, a device, a pipe: never replaced
         from .errors import CnnlabError
 
-        kind = "a symbolic link" if path.is_symlink() else "a folder" if path.is_dir() else "not a regular file"
+        kind = "a symbolic link" if path.is_symlink() else "not a regular file"
         raise CnnlabError(f"{path} is {kind}; cnnlab replaces only regular files: choose another path")
     try:
         fd, temp = temp_file(path)

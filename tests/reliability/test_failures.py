@@ -232,15 +232,16 @@ def test_report_replaces_an_earlier_report_only_when_done(cli, run, tmp_path):
     out = tmp_path / "report"
     out.mkdir()
     (out / "report.html").write_text("earlier")
-    (out / "stale.txt").write_text("from the earlier report")
+    (out / "figures").mkdir()
+    (out / "figures" / "stale.png").write_text("from the earlier report")
     broken = Path(shutil.copytree(run, tmp_path / "broken"))
     (broken / "predictions.npz").write_bytes(b"junk")
     assert "predictions.npz" in one_line(cli("report", broken, "-o", out))
-    assert (out / "report.html").read_text() == "earlier" and (out / "stale.txt").exists()
+    assert (out / "report.html").read_text() == "earlier" and (out / "figures" / "stale.png").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "report"]  # no staging folder left
     result = cli("report", run, "-o", out)
     assert result.exit_code == 0, result.stderr
-    assert "<!doctype html>" in (out / "report.html").read_text() and not (out / "stale.txt").exists()
+    assert "<!doctype html>" in (out / "report.html").read_text() and not (out / "figures" / "stale.png").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "report"]
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
+from ..files import umask
 from ..runfolder import CONFIG, SUMMARY, RunFolder, atomic_write
 
 
@@ -139,16 +140,12 @@ def _check_target(out: Path, sources: list[Path]) -> None:
     if out.is_dir() and any(out.iterdir()) and (not (out / "report.html").is_file() or
                                                  {p.name for p in out.iterdir()} - report_files):
         foreign = sorted({p.name for p in out.iterdir()} - report_files)[:3]
-        raise ConfigError(f"-o {out} already holds files that are not part of a cnnlab report "
+        raise ConfigError(f"-o {out} already holds files that are not a cnnlab report "
                           f"({', '.join(foreign) or 'no report.html'}); the report replaces its folder as a whole, so "
                           f"give a new or empty folder")
-    ancestor = out.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ConfigError(f"-o {out}: {ancestor} is a file, not a folder; choose another folder for the report")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ConfigError(f"-o {out}: the folder {ancestor} is not writable; choose another folder for the report")
+    from .plots import check_writable
+
+    check_writable(out)
 
 
 def _staging_folder(out: Path) -> tuple[Path, Path | None]:
@@ -167,14 +164,8 @@ def _staging_folder(out: Path) -> tuple[Path, Path | None]:
             shutil.rmtree(created, ignore_errors=True)
         raise ConfigError(f"-o {out}: cannot create the report folder there ({(exc.strerror or str(exc)).lower()}); "
                           f"choose another folder") from exc
-    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700; a report is shared like any output
+    os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes 0700; a report is shared like any output
     return staging, created
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _move_into_place(staging: Path, out: Path) -> None:

@@ -61,8 +61,10 @@ class StudySpec(BaseModel):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, value):
-        if isinstance(value, int) and not 1 <= value <= MAX_SEEDS:
-            raise ValueError(f"must be from 1 to {MAX_SEEDS:,}")
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be at least 1")
+        if isinstance(value, int) and value > MAX_SEEDS:
+            raise ValueError(f"must be at most {MAX_SEEDS:,}")
         if isinstance(value, list) and len(value) > MAX_SEEDS:
             raise ValueError(f"must list at most {MAX_SEEDS:,} seeds")
         if isinstance(value, list) and (not value or len(set(value)) != len(value)):
