@@ -184,3 +184,12 @@ def test_the_process_pool_imports_nothing_beside_a_study_without_imports(tmp_pat
     folder = StudyFolder(tmp_path / "out")
     assert [folder.cell_state(c) for c in folder.cells()] == ["finished", "finished"]
     assert sorted(os.listdir(sentinels)) == []
+
+
+def test_a_listed_name_that_would_replace_an_installed_module_is_refused(tmp_path, cli):
+    (tmp_path / "torch.py").write_text(f"open({str(tmp_path / 'pwned')!r}, 'w').close()\n")
+    study = tmp_path / "study.yaml"
+    study.write_text("name: shadow\nbase: {data: digits, model: lenet5}\nimports: [torch]\nseeds: 1\n")
+    result = cli("study", "run", study, "--dry-run")
+    assert result.exit_code == 2 and "has the name of" in result.stderr and "rename torch.py" in result.stderr
+    assert not (tmp_path / "pwned").exists()

@@ -148,6 +148,12 @@ def _import_beside(name: str, folders: list[Path]):
                                   f"{getattr(loaded, '__file__', None) or 'the interpreter'}; rename {path.name} "
                                   f"(and its entry in imports:)")
         else:
+            installed = importlib.util.find_spec(top)  # a top-level name: found, not imported
+            if installed is not None and Path(installed.origin or "").resolve() != path:
+                # a study file naming `torch` beside a torch.py must not replace the real one
+                raise ConfigError(f"imports: {top!r} in {folder} has the name of an installed module "
+                                  f"({installed.origin or 'built in'}), which it would replace in every worker; "
+                                  f"rename {path.name} (and its entry in imports:)")
             locations = [str(path.parent)] if path.name == "__init__.py" else None
             spec = importlib.util.spec_from_file_location(top, path, submodule_search_locations=locations)
             module = importlib.util.module_from_spec(spec)
