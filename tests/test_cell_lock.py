@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -188,11 +189,11 @@ def epochs_in(run: Path) -> list[int]:
     return [int(line.split(",")[0]) for line in (run / "metrics.csv").read_text().splitlines()[1:]]
 
 
-def test_a_paused_study_keeps_its_cell_and_a_second_study_does_not_run_it(tmp_path):
-    """SIGSTOP the study running a cell for longer than the stale age, start a second study on the same
-    folder, then resume the first: the cell is trained once, by its holder, epochs 1-20 once each."""
-    from cnnlab.experiments.study import run_study
-
+@contextlib.contextmanager
+def paused_study(tmp_path: Path, as_another_host: bool = False):
+    """A study training its one cell, paused (SIGSTOP) with its lock's heartbeat older than the stale age
+    (and, if asked, its lock reading as another host's). Yields (process, run folder, study file, out);
+    the caller continues it (SIGCONT)."""
     study_file = tmp_path / "paused.yaml"
     study_file.write_text(STUDY)
     out = tmp_path / "study"
@@ -201,8 +202,21 @@ def test_a_paused_study_keeps_its_cell_and_a_second_study_does_not_run_it(tmp_pa
         run = wait_for_training(StudyFolder(out), first)
         first.send_signal(signal.SIGSTOP)
         lock = next((out / ".locks").glob("*.json"))
+        if as_another_host:
+            lock.write_text(json.dumps({**json.loads(lock.read_text()), "host": "another-host"}))
         ancient = time.time() - 10 * stale_seconds()
         os.utime(lock, (ancient, ancient))  # its heartbeat has stopped for longer than the stale age
+        yield first, run, study_file, out
+    finally:
+        first.kill()
+
+
+def test_a_paused_study_keeps_its_cell_and_a_second_study_does_not_run_it(tmp_path):
+    """SIGSTOP the study running a cell for longer than the stale age, start a second study on the same
+    folder, then resume the first: the cell is trained once, by its holder, epochs 1-20 once each."""
+    from cnnlab.experiments.study import run_study
+
+    with paused_study(tmp_path) as (first, run, study_file, out):
         before = (run / "metrics.csv").read_bytes()
         second = run_study(study_file, out, progress=False)
         assert second.outcomes == [] and second.counts()["running"] == 1  # left to its holder
@@ -210,8 +224,6 @@ def test_a_paused_study_keeps_its_cell_and_a_second_study_does_not_run_it(tmp_pa
         first.send_signal(signal.SIGCONT)
         stdout, stderr = first.communicate(timeout=300)
         assert first.returncode == 0, stderr
-    finally:
-        first.kill()
     assert epochs_in(run) == list(range(1, 21))
     assert json.loads((run / "summary.json").read_text())["status"] == "finished"
     assert list((out / ".locks").glob("*.json")) == []
@@ -222,18 +234,7 @@ def test_a_holder_judged_dead_by_another_host_stops_without_writing(tmp_path):
     the stale age and trains the cell; the first, resumed, finds it lost the lock and writes nothing more."""
     from cnnlab.experiments.study import run_study
 
-    study_file = tmp_path / "paused.yaml"
-    study_file.write_text(STUDY)
-    out = tmp_path / "study"
-    first = start_study(study_file, out)
-    try:
-        run = wait_for_training(StudyFolder(out), first)
-        first.send_signal(signal.SIGSTOP)
-        lock = next((out / ".locks").glob("*.json"))
-        record = json.loads(lock.read_text())
-        lock.write_text(json.dumps({**record, "host": "another-host"}))
-        ancient = time.time() - 10 * stale_seconds()
-        os.utime(lock, (ancient, ancient))
+    with paused_study(tmp_path, as_another_host=True) as (first, run, study_file, out):
         second = run_study(study_file, out, progress=False)
         assert [o["status"] for o in second.outcomes] == ["finished"]
         finished = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
@@ -241,7 +242,5 @@ def test_a_holder_judged_dead_by_another_host_stops_without_writing(tmp_path):
         stdout, stderr = first.communicate(timeout=300)
         assert first.returncode == 0, stderr
         assert "lost" in stderr
-    finally:
-        first.kill()
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == finished
     assert epochs_in(run) == list(range(1, 21))

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_user_imports import OWN_MODEL, TINY, sent_folder
+from study_helpers import TINY, own_model_source, sent_folder
 
 from cnnlab.studyfolder import StudyFolder
 
@@ -152,7 +152,7 @@ def test_the_local_ray_instance_listens_on_loopback_only_and_runs_the_study(tmp_
     model = "cnnlab_test_ray_tinynet"
     study = {"name": "ray-loopback", "imports": ["cnnlab_test_ray_models"], "seeds": 1,
              "base": {**TINY, "model": model}, "ablate": {"model.width": [4]}}
-    path, sentinels = sent_folder(tmp_path, study, {"cnnlab_test_ray_models": OWN_MODEL.replace("{model}", model)})
+    path, sentinels = sent_folder(tmp_path, study, {"cnnlab_test_ray_models": own_model_source(model)})
     out, signals, home, cwd = (tmp_path / name for name in ("study", "signals", "home", "elsewhere"))
     for folder in (signals, home, cwd):
         folder.mkdir()

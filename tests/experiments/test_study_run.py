@@ -18,6 +18,7 @@ import yaml
 
 from cnnlab.experiments.study import run_study
 from cnnlab.studyfolder import StudyFolder
+from study_helpers import own_model_source
 
 # adam is the default optimizer, so 'adam' is the base cell: base and sgd x 2 seeds = 4 cells
 STUDY = {
@@ -180,29 +181,10 @@ def test_the_ray_executor_on_a_real_local_cluster(tmp_path, sequential, monkeypa
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
-OWN_MODEL = '''
-from torch import nn
-from cnnlab.models import register_model
-
-
-class TinyNet(nn.Module):
-    def __init__(self, num_classes, in_chans, width=8):
-        super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(in_chans, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                                 nn.Flatten(), nn.Linear(width, num_classes))
-
-    def forward(self, x):
-        return self.net(x)
-
-
-register_model("tinynet", TinyNet, overwrite=True)
-'''
-
-
 def test_a_study_imports_the_users_model_module_in_every_worker(tmp_path):
     """imports: a module beside the study file registers a model; the pool's spawned workers (which
     share nothing with this process) import it too, and the value equal to the default is the base."""
-    (tmp_path / "own_models_for_study.py").write_text(OWN_MODEL)
+    (tmp_path / "own_models_for_study.py").write_text(own_model_source("tinynet"))
     study = {"name": "own", "imports": ["own_models_for_study"],
              "base": {"data": "digits", "model": "tinynet", "train": {"epochs": 1, "threads": 1}},
              "ablate": {"model.width": [4, 8]}, "seeds": 1}

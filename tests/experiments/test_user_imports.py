@@ -11,49 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from cnnlab.errors import ConfigError
 from cnnlab.experiments.plan import import_user_modules
 from cnnlab.models import MODELS
 from cnnlab.studyfolder import StudyFolder
-
-SHADOWS = ("torch", "multiprocessing", "concurrent", "json", "yaml")
-TINY = {"data": "digits", "model": "lenet5", "train": {"epochs": 1, "batch_size": 64, "threads": 1}}
-OWN_MODEL = '''
-import json  # the real one: this module is loaded from its file, not through sys.path
-from torch import nn
-from cnnlab.models import register_model
-
-
-class TinyNet(nn.Module):
-    def __init__(self, num_classes, in_chans, width=8):
-        super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(in_chans, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                                 nn.Flatten(), nn.Linear(width, num_classes))
-
-    def forward(self, x):
-        return self.net(x)
-
-
-register_model("{model}", TinyNet, overwrite=True)
-'''
-
-
-def sent_folder(tmp_path: Path, study: dict, modules: dict[str, str] = {}) -> tuple[Path, Path]:
-    """A study file with a module shadowing each of SHADOWS beside it (each writes a sentinel when
-    imported) and `modules` (name -> source); returns (the study file, the sentinel folder)."""
-    folder, sentinels = tmp_path / "downloaded", tmp_path / "sentinels"
-    folder.mkdir()
-    sentinels.mkdir()
-    for name in SHADOWS:
-        (folder / f"{name}.py").write_text(f"open({str(sentinels / name)!r}, 'w').close()\n")
-    for name, source in modules.items():
-        (folder / f"{name}.py").write_text(source)
-    path = folder / "study.yaml"
-    path.write_text(yaml.safe_dump(study))
-    return path, sentinels
-
+from study_helpers import TINY, own_model_source, sent_folder
 
 @pytest.fixture
 def forget_modules():
@@ -155,7 +118,7 @@ def test_the_process_pool_trains_the_listed_model_and_imports_nothing_else(tmp_p
     model = "cnnlab_test_tinynet"
     study = {"name": "sent", "imports": ["cnnlab_test_sent_models"], "seeds": 1,
              "base": {**TINY, "model": model}, "ablate": {"model.width": [4]}}
-    path, sentinels = sent_folder(tmp_path, study, {"cnnlab_test_sent_models": OWN_MODEL.replace("{model}", model)})
+    path, sentinels = sent_folder(tmp_path, study, {"cnnlab_test_sent_models": own_model_source(model)})
     module_file = str((path.parent / "cnnlab_test_sent_models.py").resolve())
     before = list(sys.path)
     dry = cli("study", "run", path, "--dry-run", "--out", tmp_path / "out")
