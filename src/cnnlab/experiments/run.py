@@ -111,6 +111,13 @@ def train_run(config: RunConfig | dict | None = None, out: str | Path | None = N
     return _fit_into(folder, prepared, resume and existing, callbacks, progress, console)
 
 
+def _differing_keys(ours: dict, theirs: dict) -> list[str]:
+    """The dotted keys ('train.lr') whose values differ between two config trees."""
+    return [f"{section}.{key}" for section in {**ours, **theirs}
+            for key in {**(ours.get(section) or {}), **(theirs.get(section) or {})}
+            if (ours.get(section) or {}).get(key) != (theirs.get(section) or {}).get(key)]
+
+
 def _check_out(path: Path) -> None:
     """--out must be a folder, or a path where one can be made."""
     for place in (path, *path.parents):
@@ -133,8 +140,8 @@ def _resume_config(folder: RunFolder, given: RunConfig | None) -> RunConfig:
                           f"or train a new run with another --out") from None
     if given is not None and given != saved:
         ours, theirs = to_dict(given), to_dict(saved)
-        differ = [f"{s}.{k}" for s in ours for k in {**ours[s], **theirs[s]} if ours[s].get(k) != theirs[s].get(k)
-                  and not (s == "train" and k == "threads" and ours[s].get(k) is None)]
+        differ = [key for key in _differing_keys(ours, theirs)
+                  if not (key == "train.threads" and ours["train"].get("threads") is None)]
         if differ:
             raise ConfigError(f"--resume continues {folder.path} with its saved config, but these settings differ: "
                               f"{', '.join(differ)}; drop them, or train a new run with another --out")
@@ -240,8 +247,7 @@ def _restore(folder: RunFolder, trainer, env: dict, config: RunConfig) -> None:
                        f"from epoch 1") from None
     if saved is not None and saved != to_dict(config):
         current = to_dict(config)
-        differ = [f"{s}.{k}" for s in current for k in {**current[s], **saved.get(s, {})}
-                  if current[s].get(k) != saved.get(s, {}).get(k)]
+        differ = _differing_keys(current, saved)
         raise ConfigError(f"{folder.file('config.yaml')} differs from the config its checkpoint was trained with "
                           f"({', '.join(differ) or 'sections'}): restore those settings to resume, or train a new run "
                           f"with another --out")
