@@ -137,7 +137,7 @@ def test_a_holder_that_lost_its_lock_writes_nothing(tmp_path):
     os.utime(lock.path, (old, old))
     other = CellLock(lock.path, heartbeat_seconds=None)
     assert other.acquire()
-    run = RunFolder(tmp_path / "run", guard=lock.check)
+    run = RunFolder(tmp_path / "run", guard=lock)
     with pytest.raises(LockLost, match="lost the lock"):
         run.write_config({"train": {}})
     with pytest.raises(LockLost):
@@ -145,6 +145,30 @@ def test_a_holder_that_lost_its_lock_writes_nothing(tmp_path):
     assert not run.path.exists()
     lock.release()  # must not remove the new holder's lock
     assert other.owns()
+
+
+def test_a_holder_paused_while_putting_a_write_in_place_keeps_its_cell(tmp_path):
+    """The ownership check and the rename happen under the cell's mutex: a breaker that comes meanwhile
+    (however stale the lock looks) leaves the cell alone, and the holder's write lands."""
+    from cnnlab.studyfolder import MUTEX_WAIT_SECONDS
+
+    lock = CellLock(tmp_path / "cell.json", heartbeat_seconds=None)
+    assert lock.acquire()
+    record = json.loads(lock.path.read_text())
+    lock.path.write_text(json.dumps({**record, "host": "elsewhere"}))  # looks dead to everyone...
+    old = time.time() - 2 * stale_seconds()
+    os.utime(lock.path, (old, old))
+    run = RunFolder(tmp_path / "run", guard=lock)
+    with lock.committing():  # ...but is in the middle of putting a write in place
+        started = time.monotonic()
+        assert not CellLock(lock.path, heartbeat_seconds=None).acquire()
+        assert time.monotonic() - started >= MUTEX_WAIT_SECONDS * 0.9
+    run.write_summary({"status": "finished"})
+    assert run.read_summary()["status"] == "finished"
+    assert CellLock(lock.path, heartbeat_seconds=None).acquire()  # once it is out, a breaker may come
+    with pytest.raises(LockLost):
+        run.write_summary({"status": "failed"})
+    assert run.read_summary()["status"] == "finished" and not list(run.path.glob(".*"))
 
 
 def test_heartbeat_refreshes_the_lock_and_stops_once_lost(tmp_path):
@@ -189,6 +213,36 @@ def epochs_in(run: Path) -> list[int]:
     return [int(line.split(",")[0]) for line in (run / "metrics.csv").read_text().splitlines()[1:]]
 
 
+def stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def mutex_held(mutex: Path) -> bool:
+    import fcntl
+
+    with open(mutex, "rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def stop_outside_a_commit(process: subprocess.Popen, mutex: Path) -> None:
+    """SIGSTOP the process at a moment it is not putting a write in place (a pause inside one keeps the
+    cell's mutex, and a breaker then leaves the cell to its holder: tested on its own below)."""
+    for _ in range(200):
+        process.send_signal(signal.SIGSTOP)
+        while not stopped(process.pid):
+            time.sleep(0.001)
+        if not mutex_held(mutex):
+            return
+        process.send_signal(signal.SIGCONT)
+        time.sleep(0.003)
+    raise AssertionError("the study held its cell's mutex at every try")
+
+
 @contextlib.contextmanager
 def paused_study(tmp_path: Path, as_another_host: bool = False):
     """A study training its one cell, paused (SIGSTOP) with its lock's heartbeat older than the stale age
@@ -200,8 +254,8 @@ def paused_study(tmp_path: Path, as_another_host: bool = False):
     first = start_study(study_file, out)
     try:
         run = wait_for_training(StudyFolder(out), first)
-        first.send_signal(signal.SIGSTOP)
         lock = next((out / ".locks").glob("*.json"))
+        stop_outside_a_commit(first, lock.with_suffix(".mutex"))
         if as_another_host:
             lock.write_text(json.dumps({**json.loads(lock.read_text()), "host": "another-host"}))
         ancient = time.time() - 10 * stale_seconds()

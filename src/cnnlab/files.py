@@ -6,6 +6,7 @@ are recognisable), flushed to disk, renamed over the target, and the rename itse
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
@@ -33,8 +34,11 @@ def temp_file(path: Path) -> tuple[int, Path]:
     return fd, Path(temp)
 
 
-def atomic_write(path: str | Path, data: bytes | str) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one, never a part."""
+def atomic_write(path: str | Path, data: bytes | str, commit=contextlib.nullcontext) -> None:
+    """Write `data` to `path` so that readers see the old file or the whole new one, never a part.
+
+    `commit()` is a context manager held while the written file is put in place (a study cell's lock: it
+    checks that this process still owns the cell, and no other process can take the cell meanwhile)."""
     path = Path(path)
     if path.is_dir() and not path.is_symlink():
         raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
@@ -53,7 +57,8 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
             out.flush()
             os.fsync(out.fileno())
         os.chmod(temp, 0o666 & ~umask())  # mkstemp makes 0600; outputs are shared like any file
-        os.replace(temp, path)
+        with commit():
+            os.replace(temp, path)
     except OSError as exc:
         temp.unlink(missing_ok=True)
         raise OSError(exc.errno, exc.strerror, str(path)) from None  # name the target, not the temporary file

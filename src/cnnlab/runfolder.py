@@ -15,6 +15,7 @@ Importing this module imports neither torch nor pandas.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -98,8 +99,9 @@ class Predictions:
 
 
 class RunFolder:
-    """Paths and readers/writers of one run folder. `guard`, when given, is called before every write
-    (a study cell's lock check: a process that lost its cell must not write to it)."""
+    """Paths and readers/writers of one run folder. `guard`, when given, is a study cell's CellLock: each
+    write starts only after `guard.check()` and is put in place inside `guard.committing()`, so a process
+    that lost its cell writes nothing to it."""
 
     def __init__(self, path: str | Path, guard=None):
         self.path = Path(path)
@@ -111,9 +113,13 @@ class RunFolder:
     def file(self, name: str) -> Path:
         return self.path / name
 
-    def _before_write(self) -> None:
+    def _commit(self):
+        return self.guard.committing() if self.guard is not None else contextlib.nullcontext()
+
+    def _write(self, name: str, data: bytes | str) -> None:
         if self.guard is not None:
-            self.guard()
+            self.guard.check()  # before anything is written, even a temporary file
+        atomic_write(self.file(name), data, commit=self._commit)
 
     # ---- state --------------------------------------------------------------------------
     @property
@@ -174,8 +180,7 @@ class RunFolder:
 
     # ---- config and environment ------------------------------------------------------------
     def write_config(self, config: dict) -> None:
-        self._before_write()
-        atomic_write(self.file(CONFIG), yaml.safe_dump(config, sort_keys=False))
+        self._write(CONFIG, yaml.safe_dump(config, sort_keys=False))
 
     def read_config(self) -> dict:
         self.require(CONFIG)
@@ -192,18 +197,18 @@ class RunFolder:
         return tree
 
     def write_env(self, env: dict) -> None:
-        self._before_write()
-        atomic_write(self.file(ENV), dumps(env))
+        self._write(ENV, dumps(env))
 
     def read_env(self) -> dict:
         return self._read_json(ENV)
 
     # ---- metrics ---------------------------------------------------------------------------
     def append_metrics(self, row: dict) -> None:
-        self._before_write()
         path = self.file(METRICS)
-        new = not path.exists()
-        with path.open("a", newline="") as out:
+        if self.guard is not None:
+            self.guard.check()
+        with self._commit(), path.open("a", newline="") as out:
+            new = out.tell() == 0
             writer = csv.DictWriter(out, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
             if new:
                 writer.writeheader()
@@ -217,8 +222,7 @@ class RunFolder:
         rows = [r for r in self._parse_metrics(repair=True) if r["epoch"] <= epochs]
         text = ",".join(METRIC_COLUMNS) + "\n" + "".join(
             ",".join(_csv_number(r[k]) for k in METRIC_COLUMNS) + "\n" for r in rows)
-        self._before_write()
-        atomic_write(self.file(METRICS), text)
+        self._write(METRICS, text)
 
     def read_metrics(self) -> list[dict]:
         """One dict per epoch; RunError when the file is damaged (a torn last row: resume the run)."""
@@ -253,8 +257,7 @@ class RunFolder:
 
     # ---- model -----------------------------------------------------------------------------
     def write_model_spec(self, spec: dict) -> None:
-        self._before_write()
-        atomic_write(self.file(MODEL_SPEC), dumps(spec))
+        self._write(MODEL_SPEC, dumps(spec))
 
     def read_model_spec(self) -> dict:
         return self._read_json(MODEL_SPEC)
@@ -263,8 +266,7 @@ class RunFolder:
         from safetensors.torch import save
 
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
-        self._before_write()
-        atomic_write(self.file(name), save(tensors, metadata=metadata))
+        self._write(name, save(tensors, metadata=metadata))
 
     def read_weights(self, name: str = WEIGHTS, device="cpu") -> dict:
         from safetensors import SafetensorError
@@ -287,11 +289,9 @@ class RunFolder:
             arrays[f"{split}_logits"] = np.clip(np.asarray(pred.logits, dtype=np.float32), -FLOAT16_MAX,
                                                 FLOAT16_MAX).astype(np.float16)
             arrays[f"{split}_sha256"] = np.array(pred.sha256)
-        path = self.file(name)
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        self._before_write()
-        atomic_write(path, buffer.getvalue())
+        self._write(name, buffer.getvalue())
 
     def read_predictions(self, name: str = PREDICTIONS) -> dict[str, Predictions]:
         self.require(name)
@@ -308,8 +308,7 @@ class RunFolder:
     def write_summary(self, summary: dict) -> None:
         if summary.get("status") not in STATUSES:
             raise ValueError(f"summary status must be one of {STATUSES}")
-        self._before_write()
-        atomic_write(self.file(SUMMARY), dumps(summary))
+        self._write(SUMMARY, dumps(summary))
 
     def read_summary(self) -> dict:
         return self._read_json(SUMMARY)

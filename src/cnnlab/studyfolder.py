@@ -28,6 +28,7 @@ from .runfolder import RunFolder, atomic_write, dumps, fsync_dir
 MANIFEST = "study.json"
 LOCKS = ".locks"
 HEARTBEAT_SECONDS = 10.0
+MUTEX_WAIT_SECONDS = 5.0  # a breaker waits this long for a holder's write to be put in place
 STALE_SECONDS = 90.0  # a lock whose heartbeat is older than this belongs to a dead process on some host
 
 
@@ -226,14 +227,29 @@ class CellLock:
         return self.path.with_suffix(".mutex")
 
     @contextlib.contextmanager
-    def _mutex(self):
+    def _mutex(self, wait_seconds: float | None = None):
+        """Hold the kernel lock on the mutex file; with `wait_seconds`, yield False instead of waiting longer
+        (its holder is alive, but may be paused in the middle of a write)."""
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.mutex_path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # the kernel releases it if this process dies
-            yield
+            if wait_seconds is None:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # the kernel releases it if this process dies
+                yield True
+                return
+            deadline = time.monotonic() + wait_seconds
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        yield False
+                        return
+                    time.sleep(0.01)
+            yield True
         finally:
             os.close(fd)
 
@@ -278,7 +294,9 @@ class CellLock:
             handle.flush()
             os.fsync(handle.fileno())
         try:
-            with self._mutex():
+            with self._mutex(wait_seconds=MUTEX_WAIT_SECONDS) as free:
+                if not free:
+                    return False  # its holder is in the middle of a write, so alive
                 self._remove_dead_temporaries()
                 state, _ = self._read()
                 if state == "held":
@@ -313,6 +331,14 @@ class CellLock:
             return json.loads(self.path.read_bytes()).get("token") == self._token
         except (OSError, ValueError, AttributeError):
             return False
+
+    @contextlib.contextmanager
+    def committing(self):
+        """Check that this object still holds the lock, and keep anyone from taking it until the block ends
+        (hold it while a write to the cell is put in place: a process that lost its cell writes nothing)."""
+        with self._mutex():
+            self.check()
+            yield
 
     def check(self) -> None:
         """Raise LockLost unless this object still holds the lock (call before writing the cell)."""

@@ -58,10 +58,10 @@ def run_cell(job: CellJob, progress: bool = False, console=None) -> dict:
     try:
         if settled():  # settled by another process between our look and our lock
             return done(settled())
-        guarded = RunFolder(folder.path, guard=lock.check)
+        guarded = RunFolder(folder.path, guard=lock)
         try:
             train_run(job.config, guarded.path, resume=guarded.has_content(), progress=progress, console=console,
-                      guard=lock.check)
+                      guard=lock)
         except LockLost:
             return done("lost", ran=True, seconds=time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - a failed cell is recorded and the study goes on

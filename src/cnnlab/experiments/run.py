@@ -86,7 +86,7 @@ def train_run(config: RunConfig | dict | None = None, out: str | Path | None = N
     resume=True continues the folder's run from its last checkpoint (config None: the folder's own);
     a finished run is returned as it is. Raises CnnlabError for bad input, TrainingDiverged (after
     marking the run failed) when the loss becomes NaN or infinite, Interrupted on Ctrl-C (the folder
-    stays resumable). `guard` is called before every write to the folder (a study cell's lock check).
+    stays resumable). `guard`: a study cell's CellLock, checked before every write to the folder.
     """
     if isinstance(config, dict):
         config = build_config(config)
