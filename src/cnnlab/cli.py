@@ -409,7 +409,8 @@ def _print_summary(summary: dict, path: Path) -> None:
 @app.command()
 def evaluate(
     run: Path = typer.Argument(..., help="A finished run folder."),
-    data: str = typer.Option(None, "--data", help="Another dataset with the same classes (default: the run's)."),
+    data: str = typer.Option(None, "--data", help="Another dataset with the same classes (default: the run's); "
+                                                  "for another label set (CIFAR-100's superclasses) use crosseval."),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda (default: the run's)."),
     per_class: bool = typer.Option(False, "--per-class", help="Also the per-class precision / recall / F1 table."),
     confused: int = typer.Option(8, "--confused", min=0, help="How many most-confused class pairs to list."),
@@ -480,6 +481,7 @@ def crosseval(
     the coarser label set, test images seen in training left out (and counted).
 
     Example: cnnlab crosseval runs/byclass runs/bymerge --data emnist-byclass,emnist-bymerge,emnist-balanced
+    Example: cnnlab crosseval runs/c100-fine --data cifar100,cifar100-coarse
     """
     from .analysis.crosseval import crosseval as cross_evaluate, matrix
 

@@ -3,8 +3,10 @@
 Labels and predictions meet in the coarser of the two label sets: a model with more classes than the
 test set has its predictions mapped into the test set's classes (a byclass model's 'c' and 'C' both
 count as bymerge's 'C'); otherwise the test labels are mapped into the model's classes (bymerge's 'C'
-into a letters model's 'C/c'). EMNIST splits use NIST's merging rules (data.emnist_label_map); other
-datasets are matched by class name. Test images whose class has no counterpart are dropped.
+into a letters model's 'C/c'). EMNIST splits use NIST's merging rules (data.emnist_label_map);
+CIFAR-100's fine classes map into its 20 superclasses by the pairs its archive labels every image with
+(data.cifar.cifar100_fine_to_coarse), and superclass predictions are never split into fine classes;
+other datasets are matched by class name. Test images whose class has no counterpart are dropped.
 
 EMNIST's splits share images across their train/test divisions, so by default only test images the
 model did not train on are scored (64-bit image hashes against the run's training images); the
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,17 @@ def _emnist_split(name: str) -> str | None:
     return name.split("-", 1)[1] if name.startswith("emnist-") else None
 
 
+CIFAR100_FINE, CIFAR100_COARSE = "cifar100", "cifar100-coarse"
+
+
 def label_mapping(train_name: str, train_classes, test_name: str, test_classes) -> LabelMapping:
     """How a model of train_name's classes is scored on test_name's labels (see the module docstring)."""
     from ..data import emnist_label_map
 
     if list(train_classes) == list(test_classes):
         return LabelMapping("predictions", np.arange(len(test_classes)), len(test_classes), "same classes")
+    if {train_name, test_name} == {CIFAR100_FINE, CIFAR100_COARSE}:
+        return _cifar100_superclasses(train_name, train_classes, test_classes)
     source, target = _emnist_split(train_name), _emnist_split(test_name)
     coarse_test = len(train_classes) >= len(test_classes)
 
@@ -71,6 +78,25 @@ def label_mapping(train_name: str, train_classes, test_name: str, test_classes) 
     else:
         rule = f"{test_name} labels mapped into {train_name}'s {len(train_classes)} classes by {how}"
     return LabelMapping("predictions" if coarse_test else "labels", table, len(test_classes), rule)
+
+
+def _cifar100_superclasses(train_name: str, train_classes, test_classes) -> LabelMapping:
+    """A fine CIFAR-100 model's predictions mapped into the 20 superclasses by the archive's label pairs."""
+    from ..data.cifar import cifar100_fine_to_coarse
+
+    if train_name == CIFAR100_COARSE:
+        raise ConfigError(f"a {CIFAR100_COARSE} model predicts superclasses, which cannot be split into "
+                          f"{CIFAR100_FINE}'s fine classes; score a {CIFAR100_FINE} run on {CIFAR100_COARSE} instead "
+                          f"(its fine predictions are merged into superclasses)")
+    hierarchy = cifar100_fine_to_coarse()
+    if list(train_classes) != list(hierarchy.fine_classes) or list(test_classes) != list(hierarchy.coarse_classes):
+        raise DataError(f"the run's {len(train_classes)} classes or {CIFAR100_COARSE}'s {len(test_classes)} differ "
+                        f"from the fine ({len(hierarchy.fine_classes)}) and coarse ({len(hierarchy.coarse_classes)}) "
+                        f"class names of the CIFAR-100 archive in the data home; score the run with the archive it "
+                        f"was trained on (cnnlab data add cifar100 --from ARCHIVE)")
+    return LabelMapping("predictions", hierarchy.table, len(test_classes),
+                        f"predictions mapped into {CIFAR100_COARSE}'s {len(test_classes)} superclasses by the fine → "
+                        f"superclass pairs of CIFAR-100's labels")
 
 
 @dataclass

@@ -18,9 +18,14 @@ FUSED = ("sgd", "sgd_nesterov", "adagrad", "adam", "adamw")
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.9,
                    lr_as_tensor: bool = False):
-    """lr_as_tensor: hold the learning rate in a 0-d tensor, so a compiled step that reads it is not
+    """params: parameters, or groups of them (dicts; an `lr_mult` key scales the group's rate).
+    lr_as_tensor: hold the learning rate in a 0-d tensor, so a compiled step that reads it is not
     recompiled each time the schedule changes it."""
-    lr = torch.tensor(float(lr), dtype=torch.float64) if lr_as_tensor else lr
+    if lr_as_tensor:
+        lr = torch.tensor(float(lr), dtype=torch.float64)
+        params = list(params)
+        if params and isinstance(params[0], dict):  # each group its own tensor: the trainer sets them apart
+            params = [{**group, "lr": torch.tensor(float(lr), dtype=torch.float64)} for group in params]
     speed = {"fused": True} if name in FUSED else {"foreach": True}
     if name in ("sgd", "sgd_nesterov"):
         nesterov = name == "sgd_nesterov"

@@ -84,8 +84,10 @@ class Trainer:
         # a tensor learning rate where the step may be compiled, so schedule changes never recompile it
         # (CPU only: tensor learning rates in CUDA's fused kernels have not been tried on a GPU here)
         may_compile = config.compile is not False and self.device.type == "cpu"
-        self.optimizer = make_optimizer(config.optimizer, self.module.parameters(), config.lr,
-                                        config.weight_decay, config.momentum, lr_as_tensor=may_compile)
+        # a transfer model gives its own groups (head, backbone stages at their learning-rate multipliers)
+        params = self.module.param_groups() if hasattr(self.module, "param_groups") else self.module.parameters()
+        self.optimizer = make_optimizer(config.optimizer, params, config.lr, config.weight_decay, config.momentum,
+                                        lr_as_tensor=may_compile)
         self.compiled = False  # decided in fit(): train.compile and, for 'auto', the model's size and the work
         self._train_step = self._eager_step
         self.history = History()
@@ -116,10 +118,11 @@ class Trainer:
 
     def _set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
+            rate = lr * group.get("lr_mult", 1.0)
             if torch.is_tensor(group["lr"]):
-                group["lr"].fill_(lr)
-            elif group["lr"] != lr:
-                group["lr"] = lr
+                group["lr"].fill_(rate)
+            elif group["lr"] != rate:
+                group["lr"] = rate
 
     # ---- weights and state -------------------------------------------------------------------
     def weights(self, copy: bool = False) -> dict:
@@ -192,7 +195,10 @@ class Trainer:
         # cached arrays are read-only memory maps; torch wants writable memory, so copy those once
         images, labels = (torch.from_numpy(np.require(a, requirements=["C", "W"])) if isinstance(a, np.ndarray)
                           else torch.as_tensor(a) for a in (images, labels))
-        if images.dtype != torch.uint8 or images.dim() != 4:
+        if getattr(self.transform, "takes_features", False):  # a head trained on a frozen backbone's features
+            if not images.is_floating_point() or images.dim() != 2:
+                raise ConfigError(f"features must be float N x F, got {images.dtype} {tuple(images.shape)}")
+        elif images.dtype != torch.uint8 or images.dim() != 4:
             raise ConfigError(f"training images must be uint8 N x C x H x W, got {images.dtype} "
                               f"{tuple(images.shape)}")
         if labels.shape != (images.shape[0],):

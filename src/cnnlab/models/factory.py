@@ -22,6 +22,10 @@ from .zoo import split_name
 INPUT_OPTIONS = ("input_policy", "target_size", "mean", "std", "model_in_chans", "channels_last")
 # Options of every timm:/tv: model (model_kwargs go to the zoo's constructor, e.g. drop_rate for timm).
 ZOO_OPTIONS = ("pretrained", "weights", "model_kwargs")
+# Options of every model: where its weights start from, and a new head / what trains (transfer.py).
+WEIGHT_OPTIONS = ("pretrained", "weights")
+TRANSFER_OPTIONS = ("head", "head_activation", "head_dropout", "finetune", "unfreeze_epoch", "backbone_lr",
+                    "layer_decay")
 # What model_kwargs may set: constructor options that shape the network, as the curated zoo models
 # take them. Nothing that names a file, URL or pretrained config (timm's checkpoint_path torch.load()s
 # any file), so a model.json or config from elsewhere cannot load or fetch anything.
@@ -44,6 +48,7 @@ class BuiltModel:
     module: Any
     transform: InputTransform
     spec: dict
+    weights: dict | None = None  # where the starting weights came from: source, file, sha256, how matched
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -104,9 +109,10 @@ class _UserModel:
 def builder_options(entry: ModelEntry) -> tuple[str, ...]:
     """The network options `entry` takes (besides num_classes, in_chans, input_size and INPUT_OPTIONS)."""
     if entry.source not in HAND_WRITTEN:
-        return ZOO_OPTIONS
+        return (*ZOO_OPTIONS, *TRANSFER_OPTIONS)
     skip = {"self", "num_classes", "in_chans", "input_size"}
-    return tuple(p for p in inspect.signature(_our_module(entry).MODEL).parameters if p not in skip)
+    own = tuple(p for p in inspect.signature(_our_module(entry).MODEL).parameters if p not in skip)
+    return (*own, *WEIGHT_OPTIONS, *TRANSFER_OPTIONS)
 
 
 def builder_defaults(name: str) -> dict:
@@ -142,11 +148,21 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, input_size: int
     known_options(options, (*builder_options(entry), *INPUT_OPTIONS), f"model {name!r}")
     _check_json(options, name)
     _check_model_kwargs(options.get("model_kwargs"), name)
-    net_options = {k: v for k, v in options.items() if k not in INPUT_OPTIONS}
+    from .transfer import transfer_plan
+    from .weights import pretrained_source
+
+    plan = transfer_plan(options, name)
+    zoo = split_name(entry.impl)
+    source = pretrained_source(options.get("pretrained"), options.get("weights"), zoo[0] if zoo else None,
+                               zoo[1] if zoo else name)
+    net_options = {k: v for k, v in options.items() if k not in (*INPUT_OPTIONS, *WEIGHT_OPTIONS, *TRANSFER_OPTIONS)}
     model_chans = positive_int(options.get("model_in_chans", in_chans), "model_in_chans", name)
 
     limits, mean, std = _limits(entry, input_size, net_options)
-    mode, size = plan_input(name, input_size, limits, options.get("input_policy", "auto"), options.get("target_size"))
+    policy = options.get("input_policy", "auto")
+    if policy == "auto" and source is not None and options.get("target_size") is not None:
+        policy = "resize"  # pretrained weights want the image scaled, not padded into a black frame
+    mode, size = plan_input(name, input_size, limits, policy, options.get("target_size"))
     transform = InputTransform(
         chans=model_chans,
         mode=mode,
@@ -157,7 +173,8 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, input_size: int
     )
     with _device(device):
         try:
-            module = _build(entry, num_classes, model_chans, size or input_size, net_options)
+            download = source is not None and source.path is None and device != "meta"
+            module = _build(entry, num_classes, model_chans, size or input_size, net_options, download)
         except (RuntimeError, MemoryError) as exc:
             if isinstance(exc, RuntimeError) and "alloc" not in str(exc):
                 raise
@@ -170,6 +187,13 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, input_size: int
             from .zoo import small_input_stem
 
             small_input_stem(module, name)
+        weights = _load_pretrained(module, source, name) if source is not None and device != "meta" else None
+        if source is not None and weights is None:
+            weights = {"source": source.label}
+        if plan is not None:
+            from .transfer import make_transfer
+
+            module = make_transfer(module, num_classes, plan, name)
     spec = {
         "name": name,
         "impl": entry.impl,
@@ -179,7 +203,37 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, input_size: int
         "options": json.loads(json.dumps(options)),
         "transform": transform.to_spec(),
     }
-    return BuiltModel(module, transform, spec)
+    return BuiltModel(module, transform, spec, weights)
+
+
+def _load_pretrained(module, source, name: str) -> dict:
+    """Load the weights `source` names into `module` (not yet given a new head); what model.json records."""
+    from .transfer import classifier_name
+    from .weights import file_sha256, load_adapted, read_state_dict
+
+    if source.path is None:  # the zoo downloaded them into the module
+        return {"source": source.label}
+    if source.run is not None:
+        state = _run_backbone_state(source.run)
+    else:
+        state = read_state_dict(source.path)
+    loaded = load_adapted(module, state, f"{name} (from {source.path})", classifier_name(module))
+    return {"source": source.label, "file": str(source.path), "sha256": file_sha256(source.path),
+            "matched": f"by {loaded['matched']}"}
+
+
+def _run_backbone_state(folder) -> dict:
+    """A run folder's weights without its head, named as the plain model names them."""
+    from ..runfolder import WEIGHTS, RunError, RunFolder
+
+    run = RunFolder(folder)
+    try:
+        state = run.read_weights(WEIGHTS)
+    except RunError as exc:
+        raise ConfigError(f"pretrained=run:{folder}: {exc}") from None
+    if any(k.startswith("backbone.") for k in state):  # a run with a transfer head: keep the backbone only
+        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    return state
 
 
 def model_from_spec(spec: Mapping, *, device=None, where: str | None = None) -> BuiltModel:
@@ -214,13 +268,14 @@ def _limits(entry: ModelEntry, input_size: tuple[int, int], options: dict):
     return zoo_limits(entry.source, entry.target), mean, std
 
 
-def _build(entry: ModelEntry, num_classes: int, chans: int, model_input_size: tuple[int, int], options: dict):
+def _build(entry: ModelEntry, num_classes: int, chans: int, model_input_size: tuple[int, int], options: dict,
+           download: bool = False):
     """The nn.Module, for inputs of `chans` x `model_input_size` (after the transform)."""
     if entry.source in HAND_WRITTEN:
         return _our_module(entry).build(num_classes, chans, model_input_size, **options)
     from .zoo import build_zoo
 
-    return build_zoo(entry.source, entry.target, num_classes, chans, **options)
+    return build_zoo(entry.source, entry.target, num_classes, chans, download=download, **options)
 
 
 def _first_line(exc: BaseException) -> str:

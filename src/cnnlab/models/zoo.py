@@ -16,7 +16,7 @@ import functools
 from ..errors import ConfigError, DownloadError, UnknownNameError
 from ..registry import Registry
 from .policy import InputLimits
-from .weights import default_weights_path, load_adapted, local_weights, read_state_dict
+from .weights import default_weights_path, load_adapted
 
 SOURCES = ("timm", "tv")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -61,13 +61,12 @@ def check_zoo_name(source: str, name: str) -> None:
             f"unknown model {source + ':' + name!r}: {hint}`cnnlab models list --all` lists every name")
 
 
-def build_zoo(source: str, name: str, num_classes: int, in_chans: int, pretrained: bool = False,
-              weights=None, model_kwargs: dict | None = None):
-    """The adapted nn.Module (weights loaded when `pretrained`)."""
+def build_zoo(source: str, name: str, num_classes: int, in_chans: int, download: bool = False,
+              model_kwargs: dict | None = None):
+    """The adapted nn.Module, with the zoo's pretrained weights when `download` (timm / torchvision fetch
+    them, or take them from their caches); weights from a file are loaded by the caller."""
     check_zoo_name(source, name)
     kwargs = dict(model_kwargs or {})
-    path = local_weights(source, name, weights) if pretrained or weights is not None else None
-    download = pretrained and path is None
     try:
         if source == "timm":
             import timm
@@ -85,9 +84,7 @@ def build_zoo(source: str, name: str, num_classes: int, in_chans: int, pretraine
                 raise ConfigError(f"{source}:{name} rejected model_kwargs {kwargs}: {exc}; change or drop them") from None
             raise
         raise DownloadError(f"could not fetch pretrained weights for {source}:{name} ({exc}): save them as "
-                            f"{default_weights_path(source, name)} (safetensors) or pass weights=PATH") from exc
-    if path is not None:
-        load_adapted(model, read_state_dict(path), f"{source}:{name}")
+                            f"{default_weights_path(source, name)} (safetensors) or pass pretrained=PATH") from exc
     return model
 
 
