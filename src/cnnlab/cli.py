@@ -314,18 +314,50 @@ def models_summary(
     name: str,
     data: str = typer.Option(None, "--data", "-d", help="Dataset whose classes and image shape the model gets."),
     depth: int = typer.Option(None, help="Show layers down to this nesting depth."),
+    settings: list[str] = typer.Option(None, "--set", help="A model option as KEY=VALUE, the value read as YAML "
+                                                           "(--set finetune=frozen --set head=[256]); repeatable."),
 ):
-    """A layer table like Keras' model.summary(): layer, type, output shape, parameters.
+    """A layer table like Keras' model.summary(): layer, type, output shape, parameters, then the
+    total, trainable and non-trainable parameter counts.
 
     Example: cnnlab models summary rescnn --data emnist-balanced
+    Example: cnnlab models summary efficientnet_lite0 --data cifar10 --set pretrained=true --set finetune=frozen
     """
     from .models import create_model, format_table, layer_table, profile_module
 
+    options = dict(_model_setting(text) for text in settings or [])
     classes, chans, size, label = _data_shape(data)
-    built = create_model(name, classes, chans, size, device="meta")
+    built = create_model(name, classes, chans, size, device="meta", **options)
+    profile = profile_module(built.module, built.input_shape)
     console.print(f"[bold]{name}[/] ({label}); input transform: {built.transform.to_spec()}")
-    typer.echo(format_table(layer_table(built.module, built.input_shape, depth),
-                            profile_module(built.module, built.input_shape)))
+    typer.echo(format_table(layer_table(built.module, built.input_shape, depth)))
+    typer.echo(f"Total params: {profile.params:,}\n"
+               f"Trainable params: {profile.trainable_params:,}\n"
+               f"Non-trainable params: {profile.params - profile.trainable_params:,}\n"
+               f"MACs per image of {'x'.join(map(str, profile.input_shape))}: {profile.macs:,}\n"
+               f"Weight size: {profile.size_mb:.2f} MB")
+    if options.get("finetune") == "gradual":  # the counts above are those of the first epochs
+        frozen_for = options.get("unfreeze_epoch", 1)
+        epochs = "epoch 1" if frozen_for == 1 else f"epochs 1–{frozen_for}"
+        typer.echo(f"finetune=gradual: the counts above hold for {epochs}; after that all {profile.params:,} "
+                   f"parameters train")
+
+
+def _model_setting(text: str) -> tuple[str, object]:
+    """--set KEY=VALUE as (KEY, VALUE read as YAML); 'model.KEY' is KEY, as in a run's overrides."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    key = key.strip().removeprefix("model.")
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r} is not KEY=VALUE; give a model option and its value, e.g. --set "
+                          f"finetune=frozen or --set head=[256]")
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or "not YAML"
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({problem}); write it as YAML, e.g. "
+                          f"head=[1024, 512] or finetune=last:2") from None
 
 
 @app.command(context_settings={"allow_interspersed_args": True})
@@ -400,7 +432,10 @@ def _print_summary(summary: dict, path: Path) -> None:
         table.add_row(split, f"{m['accuracy']:.2%}", f"{m['loss']:.4f}", f"{m['macro_f1']:.4f}",
                       "-" if m["top5"] is None else f"{m['top5']:.2%}")
     console.print(table)
-    console.print(f"{summary['params']:,} parameters · {summary['train_seconds']:.1f} s training · "
+    trainable = summary.get("trainable_params")
+    params = f"{summary['params']:,} parameters" + (
+        f" ({trainable:,} trainable)" if trainable is not None and trainable != summary["params"] else "")
+    console.print(f"{params} · {summary['train_seconds']:.1f} s training · "
                   f"{summary['images_per_s']:,.0f} img/s · run folder {path}", highlight=False, soft_wrap=True)
     if summary.get("stopped"):
         console.print(summary["stopped"], highlight=False)

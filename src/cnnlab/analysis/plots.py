@@ -1,5 +1,6 @@
 """Report figures with matplotlib: learning curves, confusion heatmap, per-class recall, misclassified
-images, a study factor's bars with confidence intervals and an accuracy / cost Pareto scatter.
+images, a study factor's bars with confidence intervals, the trainable and frozen shares of transfer
+models' parameters and an accuracy / cost Pareto scatter.
 
 Every function returns a `matplotlib.figure.Figure` built without pyplot (no window, no global figure
 registry to leak), styled for print: colour-blind-safe colours, markers and hatches that survive a
@@ -442,6 +443,41 @@ def study_bars(factor_table, y_from_zero: bool = True, title: str | None = None)
     if any(best):
         fig.legend(handles=[Patch(facecolor=HIGHLIGHT, edgecolor="0.2", hatch="//",
                                   label="★ best by validation accuracy")], loc="outside lower center", frameon=False)
+    return fig
+
+
+# ---- transfer: what trains ----------------------------------------------------------------------
+@_styled
+def trainable_bars(counts: Mapping[str, tuple[int, int]], title: str | None = None):
+    """Per model, its parameters as one bar of 100 %: the trainable share and the frozen share, with
+    both counts under the model's name. `counts` maps a label to (trainable, frozen)."""
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import PercentFormatter
+
+    labels = list(counts)
+    fig = _figure(7.0, 0.55 * max(len(labels), 1) + 1.6)
+    ax = fig.subplots()
+    ax.set_title(_t(title or "Parameters: trainable and frozen"))
+    if not labels:
+        _note(ax, "no transfer runs")
+        return fig
+    trainable = np.array([float(counts[k][0]) for k in labels])
+    frozen = np.array([float(counts[k][1]) for k in labels])
+    total = np.maximum(trainable + frozen, 1.0)
+    y = np.arange(len(labels))[::-1]  # the first label on top, as in the table
+    # shares, not counts: a head of 10^4 parameters beside a backbone of 10^6 would be an invisible sliver
+    ax.barh(y, trainable / total * 100, height=0.6, color=PALETTE[0], edgecolor="0.2", linewidth=0.6)
+    ax.barh(y, frozen / total * 100, left=trainable / total * 100, height=0.6, color=NEUTRAL, edgecolor="0.2",
+            linewidth=0.6, hatch="..")
+    ticks = [f"{label}\n{t:,.0f} trainable, {f:,.0f} frozen" for label, t, f in zip(labels, trainable, frozen)]
+    ax.set_yticks(y, [_t(t) for t in ticks])
+    ax.set_xlim(0, 100)
+    ax.xaxis.set_major_formatter(PercentFormatter(xmax=100))
+    ax.set_xlabel("share of the model's parameters")
+    ax.grid(axis="y", visible=False)
+    fig.legend(handles=[Patch(facecolor=PALETTE[0], edgecolor="0.2", label="trainable"),
+                        Patch(facecolor=NEUTRAL, edgecolor="0.2", hatch="..", label="frozen")],
+               loc="outside lower center", ncols=2, frameon=False)
     return fig
 
 

@@ -4,7 +4,10 @@ version beside it with the figures as PNG and SVG files and the tables as CSV, M
 For a study: per factor the table with CIs and the verdict, a bar chart of test accuracy with error
 bars and learning curves of one seed per value; then the best cell by validation accuracy analysed
 like a run. For runs: learning curves overlaid, then each run's metrics, most-confused pairs,
-confusion heatmap, per-class accuracy and a gallery of misclassified test images.
+confusion heatmap, per-class accuracy and a gallery of misclassified test images. Where runs are
+transfer runs (model.finetune or model.head set), a transfer section compares them: per mode the
+parameters (all, trainable, frozen), accuracy and time, their learning curves and the trainable
+share of each model.
 """
 
 from __future__ import annotations
@@ -196,7 +199,13 @@ def _write(out: Path, sources: list[Path], studies: list[Path], runs: list[Path]
     for study in studies:
         _study_section(doc, study)
     if len(runs) > 1:
-        _learning_curves(doc, {r.name: r for r in runs}, "runs")
+        _learning_curves(doc, _run_labels(runs), "runs")
+    transfer = [r for r in runs if _transfer_mode(RunFolder(r).read_config()) is not None]
+    if transfer:
+        # the overlaid curves above already show these runs when every run is a transfer run
+        groups = {label: [run] for label, run in _run_labels(transfer).items()}
+        _transfer_section(doc, groups, "runs-transfer", in_study=False,
+                          curves=len(runs) == 1 or len(transfer) < len(runs))
     for run in runs:
         _run_section(doc, run)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -237,10 +246,108 @@ def _study_section(doc: _Doc, path: Path) -> None:
         if curves:
             _learning_curves(doc, curves, f"{name}-{table.factor}")
     finished = frame[frame["status"] == "finished"]
+    groups = _transfer_groups(path, finished)
+    if groups:
+        _transfer_section(doc, groups, f"{name}-transfer", in_study=True)
     if len(finished):
         best = finished.sort_values("val_accuracy", ascending=False).iloc[0]
         doc.paragraph(f"Best cell by validation accuracy: {best['cell']} ({best['val_accuracy']:.2%}).")
         _run_section(doc, path / best["cell"])
+
+
+def _transfer_mode(config: dict) -> str | None:
+    """What trains in a transfer run (its model.finetune; 'all' for a new head alone), None for others."""
+    model = config.get("model") or {}
+    if model.get("finetune") is None and model.get("head") is None:
+        return None
+    return str(model.get("finetune") or "all")
+
+
+def _transfer_groups(path: Path, finished) -> dict[str, list[Path]]:
+    """A study's finished transfer cells, one group (its seeds) per table row: 'frozen (base)', 'all', ...;
+    a factor's value whose cells are the base's stands for the base, as in the study table."""
+    modes = {cell: _transfer_mode(RunFolder(path / cell).read_config()) for cell in dict.fromkeys(finished["cell"])}
+    rows = finished[finished["cell"].map(modes).notna()]
+    factors = {f for f in rows["factor"] if f != "base"}
+    groups: dict[str, list[Path]] = {}
+    labels: dict[frozenset, str] = {}  # the cells of a group -> its label
+    for (factor, value), group in rows.groupby(["factor", "value"], sort=False):
+        cells = [path / c for c in group.sort_values("seed")["cell"]]
+        label = "base" if factor == "base" else value if len(factors) == 1 else f"{factor}={value}"
+        known = labels.get(frozenset(cells))
+        if known == "base":  # the base's cells listed again under a factor: name them by that value, in place
+            groups = {(f"{label} (base)" if k == "base" else k): v for k, v in groups.items()}
+            labels[frozenset(cells)] = f"{label} (base)"
+        elif known is None:
+            labels[frozenset(cells)] = label
+            groups[label] = cells
+    return groups
+
+
+def _transfer_section(doc: _Doc, groups: dict[str, list[Path]], stem: str, in_study: bool,
+                      curves: bool = True) -> None:
+    """Transfer runs side by side: per group (a study's value over its seeds, or one run) what trains,
+    the parameters all / trainable / frozen, accuracy (mean ± 95 % CI over seeds) and time."""
+    from .plots import trainable_bars
+    from .stats import mean_ci
+
+    doc.heading("Transfer: frozen and fine-tuned", 3 if in_study else 2)
+    rows, counts, first_seeds = [], {}, {}
+    for label, paths in groups.items():
+        summaries = [RunFolder(p).read_summary() for p in paths]
+        modes = sorted({_transfer_mode(RunFolder(p).read_config()) for p in paths})
+
+        def mean(key, summaries=summaries):
+            return mean_ci([s.get(key) for s in summaries])
+
+        def accuracy(split, summaries=summaries):
+            return mean_ci([(s.get(split) or {}).get("accuracy") for s in summaries]).format(100.0, 2)
+
+        params, trainable, frozen = mean("params").mean, mean("trainable_params").mean, mean("frozen_params").mean
+        rows.append([label, ", ".join(modes), str(len(summaries)), _count(params), _count(trainable), _count(frozen),
+                     accuracy("val"), accuracy("test"), _feature_seconds(summaries),
+                     mean("train_seconds").format(1.0, 1)])
+        if _finite(trainable) and _finite(frozen):
+            counts[label] = (trainable, frozen)
+        first_seeds[f"{label} (seed {summaries[0].get('seed')})" if in_study else label] = paths[0]
+    doc.table(["value" if in_study else "run", "finetune", "seeds", "params", "trainable", "frozen", "val acc %",
+               "test acc %", "features s", "train s"], rows, stem)
+    doc.paragraph(("Accuracy and time are the mean ± 95 % CI over seeds. " if in_study else "")
+                  + "Trainable and frozen are counted at the end of training (gradual unfreezing has unfrozen the "
+                  "backbone by then). features s is the time a frozen backbone took to compute the features the head "
+                  "trains on, once (runs after the first read them from the cache); train s is the epochs' time.")
+    if curves:
+        _learning_curves(doc, first_seeds, stem)
+    if counts:
+        doc.figure(trainable_bars(counts), f"{stem}-params", "parameters: the trainable and the frozen share")
+
+
+def _feature_seconds(summaries: list[dict]) -> str:
+    """Seconds spent computing a frozen backbone's features, over the runs that computed them."""
+    from .stats import mean_ci
+
+    logs = [s["features"] for s in summaries if s.get("features")]
+    if not logs:
+        return "—"
+    computed = [sum(e["seconds"] for e in log if not e.get("cached")) for log in logs
+                if any(not e.get("cached") for e in log)]
+    return mean_ci(computed).format(1.0, 1) if computed else "cached"
+
+
+def _run_labels(runs: list[Path]) -> dict[str, Path]:
+    """Each run by its folder's name, or parent/name where two runs share a name (two studies' seed=0)."""
+    names = [r.name for r in runs]
+    return {(r.name if names.count(r.name) == 1 else "/".join(r.parts[-2:])): r for r in runs}
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}" if _finite(value) else "—"
+
+
+def _finite(value) -> bool:
+    import math
+
+    return value is not None and math.isfinite(value)
 
 
 def _finished_runs(study: Path):

@@ -1,7 +1,8 @@
 """A study's results: one frame of every cell, and per factor the reference study's table (value,
-test loss, test accuracy, macro-F1, training time, parameters) as mean ± 95 % CI over seeds, the best
-value chosen by validation accuracy, and whether its lead over the base is significant (paired over
-seeds, Holm-corrected within the factor). Reads only the study's manifest and run folders."""
+test loss, test accuracy, macro-F1, training time, parameters and how many of them train) as mean ±
+95 % CI over seeds, the best value chosen by validation accuracy, and whether its lead over the base
+is significant (paired over seeds, Holm-corrected within the factor). Reads only the study's manifest
+and run folders."""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ COLUMNS = [  # (frame column, table heading, scale, digits)
     ("test_macro_f1", "macro-F1 %", 100.0, 2),
     ("train_seconds", "train s", 1.0, 1),
     ("params", "params", 1.0, 0),
+    # fewer than params when a transfer run freezes part of the backbone; "—" for runs from before it was recorded
+    ("trainable_params", "trainable", 1.0, 0),
     ("val_accuracy", "val acc %", 100.0, 2),
 ]
+COUNTS = ("params", "trainable_params")  # shown as whole numbers, without an interval
 
 
 def collect_results(path: str | Path):
@@ -39,7 +43,8 @@ def collect_results(path: str | Path):
             for split in ("val", "test"):
                 for metric, value in (summary.get(split) or {}).items():
                     record[f"{split}_{metric}"] = value
-            for key in ("params", "train_seconds", "images_per_s", "best_epoch", "epochs_run"):
+            for key in ("params", "trainable_params", "frozen_params", "train_seconds", "images_per_s", "best_epoch",
+                        "epochs_run"):
                 record[key] = summary.get(key)
         rows.append(record)
     frame = pd.DataFrame(rows)
@@ -127,7 +132,7 @@ def formatted_row(row: dict, sep: str = " ± ") -> list[str]:
     """A table row as the strings every format shows (★ marks the best value by validation)."""
     out = [("★ " if row["best"] else "") + row["value"], str(row["n"])]
     for column, _, scale, digits in COLUMNS:
-        out.append(row[column].format(scale, digits, sep) if column != "params" else _params(row[column].mean))
+        out.append(_params(row[column].mean) if column in COUNTS else row[column].format(scale, digits, sep))
     out.append(f"{row['delta'] * 100:+.2f}" if math.isfinite(row["delta"]) else "")
     out.append(f"{row['p_holm']:.3g}" if math.isfinite(row["p_holm"]) else "")
     return out

@@ -217,7 +217,8 @@ def _load_pretrained(module, source, name: str) -> dict:
         state = _run_backbone_state(source.run)
     else:
         state = read_state_dict(source.path)
-    loaded = load_adapted(module, state, f"{name} (from {source.path})", classifier_name(module))
+    loaded = load_adapted(module, state, f"{name} (from {source.path})", classifier_name(module),
+                          ordered=source.path.suffix != ".safetensors")
     return {"source": source.label, "file": str(source.path), "sha256": file_sha256(source.path),
             "matched": f"by {loaded['matched']}"}
 

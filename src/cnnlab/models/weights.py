@@ -230,11 +230,12 @@ def adapt_in_chans(weight, chans: int):
     return weight[:, [i % have for i in range(chans)]] * (have / chans)
 
 
-def load_adapted(model, state: dict, what: str, classifier: str | None = None) -> dict:
+def load_adapted(model, state: dict, what: str, classifier: str | None = None, ordered: bool = True) -> dict:
     """Copy `state` into `model`, matched by name or else by order and shape (see the module docstring).
     First-conv weights are adapted to the model's channels; the classifier (`classifier`: the name of the
     final Linear layer, or tensors whose class dimension differs) keeps its fresh initialisation.
-    Returns {'matched': 'name' | 'order', 'skipped': [keys kept fresh]}."""
+    `ordered`: the file keeps its tensors in the order they were saved (a safetensors file sorts them, so
+    it is matched by name only). Returns {'matched': 'name' | 'order', 'skipped': [keys kept fresh]}."""
     import torch
 
     own = model.state_dict()
@@ -243,6 +244,10 @@ def load_adapted(model, state: dict, what: str, classifier: str | None = None) -
     needed = [k for k in own if not k.endswith("num_batches_tracked") and k not in head]
     if all(k in state for k in needed):
         pairs, matched = [(k, state[k]) for k in own if k in state], "name"
+    elif not ordered:
+        names = [k for k in needed if k not in state][:3]
+        raise ConfigError(f"the weights for {what} do not fit the model: the model's {names} are not in the file (a "
+                          f"safetensors file is matched by name); wrong file or architecture?")
     else:
         pairs, matched = _by_order(own, state, what, head), "order"
     merged, skipped, mismatched = {}, [], []
