@@ -651,14 +651,19 @@ def predict(
 
 
 @app.command()
-def quickstart(out: Path = typer.Option(Path("quickstart"), "-o", "--out", help="Folder for figures and the study.")):
+def quickstart(
+    out: Path = typer.Option(Path("quickstart"), "-o", "--out", help="Folder for figures and the study."),
+    transfer: bool = typer.Option(False, "--transfer", help="The transfer-learning quickstart: EfficientNet-Lite0's "
+                                                            "ImageNet weights frozen vs random vs last stage tuned."),
+):
     """A short study offline: look at a real dataset, train three models over three seeds, print the table.
 
     Example: cnnlab quickstart -o quickstart
+    Example: cnnlab quickstart --transfer -o quickstart-transfer
     """
     from .experiments.quickstart import run_quickstart
 
-    info, figures, run = run_quickstart(out, err_console)
+    info, figures, run = run_quickstart(out, err_console, transfer=transfer)
     print_info(info)
     for figure in figures:
         console.print(f"wrote {figure}")

