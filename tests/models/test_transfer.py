@@ -167,6 +167,7 @@ def net_params(module) -> int:
     ({"head_dropout": 0.5}, "need model.head or model.finetune"),
     ({"finetune": "frozen", "backbone_lr": -1}, "backbone_lr must be a positive multiplier"),
     ({"head": "linear", "head_activation": "swoosh"}, "head_activation must be one of"),
+    ({"head": [65_536, 65_536]}, "would have 4,304,142,346 parameters .at most 100,000,000.; choose narrower widths"),
 ])
 def test_bad_transfer_options_are_refused(options, match):
     with pytest.raises(ConfigError, match=match):

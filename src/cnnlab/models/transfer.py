@@ -30,6 +30,7 @@ TRANSFER_OPTIONS = ("head", "head_activation", "head_dropout", "finetune", "unfr
 FINETUNE_MODES = ("all", "frozen", "last:N", "norm", "gradual")
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 MAX_HEAD_LAYERS, MAX_HEAD_WIDTH = 8, 65_536
+MAX_HEAD_PARAMS = 100_000_000  # a larger head is a typo or a hostile model.json (it would need gigabytes)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,11 @@ def _finetune_mode(value, owner: str) -> tuple[str, int]:
 
 
 def make_head(num_features: int, widths: tuple[int, ...], num_classes: int, activation: str, dropout: float):
+    sides = [num_features, *widths, num_classes]
+    params = sum(a * b + b for a, b in zip(sides, sides[1:]))
+    if params > MAX_HEAD_PARAMS:
+        raise ConfigError(f"a head of widths {list(widths)} on {num_features} features would have {params:,} "
+                          f"parameters (at most {MAX_HEAD_PARAMS:,}); choose narrower widths")
     layers: list[nn.Module] = []
     width = num_features
     for hidden in widths:
