@@ -37,7 +37,9 @@ each epoch is not in it); `wall` is the whole train_run call.
 
 Before each run the benchmark waits (up to --quiet-wait s) until other processes use less than
 --quiet-below cores; each record keeps the cores that other processes used during it
-(`others_cores`, from /proc/stat less the run's own CPU time), so a noisy neighbour is visible.
+(`others_cores`, from /proc/stat less the run's own CPU time), so a noisy neighbour is visible, and
+a run during which they took more than --retry-above cores is run again (--retries times at most;
+the least disturbed attempt is kept, the others are listed under `disturbed_attempts`).
 """
 
 from __future__ import annotations
@@ -151,20 +153,30 @@ def worker(spec: dict) -> dict:
 
 
 def run_one(spec: dict, env: dict, args) -> dict:
-    if spec["config"]["model"].get("finetune") == "frozen" and not spec.get("per_step"):
-        shutil.rmtree(Path(env["CNNLAB_DATA"]) / "features", ignore_errors=True)  # pay the extraction
-    gate = wait_quiet(args.quiet_below, args.quiet_wait)
-    out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True,
-                         env=env)
-    if out.returncode != 0:
-        raise RuntimeError(f"{spec['label']} failed:\n{out.stderr[-3000:]}")
-    record = {"label": spec["label"], "per_step": bool(spec.get("per_step")), "config": spec["config"], **gate,
-              **json.loads(out.stdout.strip().splitlines()[-1])}
-    epochs = ", ".join(f"{e['seconds']:.2f}" for e in record["epochs"])
-    print(f"{spec['label']:34s} val {record['val_accuracy']:.4f} test {record['test_accuracy']:.4f}  "
-          f"epochs {epochs} s  wall {record['wall_s']:.1f} s  others {record['others_cores']:.2f} cores",
-          flush=True)
-    return record
+    """One run in a fresh process; run again (up to --retries times) when other processes took more
+    than --retry-above cores during it. The least disturbed attempt is kept, the others are listed."""
+    attempts = []
+    for _ in range(1 + args.retries):
+        if spec["config"]["model"].get("finetune") == "frozen" and not spec.get("per_step"):
+            shutil.rmtree(Path(env["CNNLAB_DATA"]) / "features", ignore_errors=True)  # pay the extraction
+        gate = wait_quiet(args.quiet_below, args.quiet_wait)
+        out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
+                             text=True, env=env)
+        if out.returncode != 0:
+            raise RuntimeError(f"{spec['label']} failed:\n{out.stderr[-3000:]}")
+        record = {"label": spec["label"], "per_step": bool(spec.get("per_step")), "config": spec["config"], **gate,
+                  **json.loads(out.stdout.strip().splitlines()[-1])}
+        epochs = ", ".join(f"{e['seconds']:.2f}" for e in record["epochs"])
+        print(f"{spec['label']:34s} val {record['val_accuracy']:.4f} test {record['test_accuracy']:.4f}  "
+              f"epochs {epochs} s  wall {record['wall_s']:.1f} s  others {record['others_cores']:.2f} cores",
+              flush=True)
+        attempts.append(record)
+        if record["others_cores"] <= args.retry_above:
+            break
+    best = min(attempts, key=lambda r: r["others_cores"])
+    best["disturbed_attempts"] = [{k: r[k] for k in ("others_cores", "wall_s", "train_seconds", "epochs")}
+                                  for r in attempts if r is not best]
+    return best
 
 
 def config(size: int, finetune: str, epochs: int, subset: int | None, pretrained: bool = True) -> dict:
@@ -213,6 +225,9 @@ def main() -> None:
     p.add_argument("--skip-grid", action="store_true")
     p.add_argument("--quiet-below", type=float, default=0.3, help="cores other processes may use when a run starts")
     p.add_argument("--quiet-wait", type=float, default=300.0, help="longest wait for that, seconds")
+    p.add_argument("--retry-above", type=float, default=0.25,
+                   help="run again when other processes took more cores than this during a run")
+    p.add_argument("--retries", type=int, default=1)
     p.add_argument("--out", type=Path, default=HERE / "results" / f"transfer-{time.strftime('%Y-%m-%d')}.json")
     a = p.parse_args()
     if a.worker:
@@ -259,8 +274,20 @@ def main() -> None:
             "per_repeat_ratio": [after_first(s) / after_first(c) for c, s in zip(cached, stepped)],
             "wall_s": {"cached": statistics.median(r["wall_s"] for r in cached),
                        "per_step": statistics.median(r["wall_s"] for r in stepped)},
+            # all epochs, the cached path paying its train and val extraction once
+            "training_s": {"cached": statistics.median(extraction(r, "train") + extraction(r, "val")
+                                                       + r["train_seconds"] for r in cached),
+                           "per_step": statistics.median(r["train_seconds"] for r in stepped)},
+            # the backbone's throughput: extracting the test features vs the per-step run's test evaluation
+            "backbone_images_per_s": {
+                "feature_extraction": statistics.median(
+                    e["images_per_s"] for r in cached for e in r["features"] if e["split"] == "test"),
+                "per_step_training": statistics.median(after_first(r, "images_per_s") for r in stepped),
+                "evaluation": statistics.median(r["inference_images_per_s"] for r in stepped)},
             "test_accuracy": {"cached": [r["test_accuracy"] for r in cached],
-                              "per_step": [r["test_accuracy"] for r in stepped]}}
+                              "per_step": [r["test_accuracy"] for r in stepped]},
+            "val_accuracy": {"cached": [r["val_accuracy"] for r in cached],
+                             "per_step": [r["val_accuracy"] for r in stepped]}}
         save()
 
     if not a.skip_grid:
@@ -292,6 +319,10 @@ def print_tables(report: dict) -> None:
         print(f"\n(c)/(a) = {s['ratio_c_over_a']:.0f}x (per repeat: "
               f"{', '.join(f'{r:.0f}x' for r in s['per_repeat_ratio'])}); wall {s['wall_s']['cached']:.1f} s "
               f"cached vs {s['wall_s']['per_step']:.1f} s per step")
+        t, ips = s["training_s"], s["backbone_images_per_s"]
+        print(f"all epochs: cached {t['cached']:.1f} s (train + val extraction included) vs per step "
+              f"{t['per_step']:.1f} s; backbone images/s: extraction {ips['feature_extraction']:.0f}, "
+              f"per-step training {ips['per_step_training']:.0f}, evaluation {ips['evaluation']:.0f}")
     if report.get("grid"):
         print("\n| weights | finetune | px | train images | val acc | test acc (Wilson 95 %) | epoch s (after 1st) "
               "| extraction s | training s | wall s | others' cores |")

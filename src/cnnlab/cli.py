@@ -792,19 +792,32 @@ def _check_output_file(out: Path) -> None:
 
 
 def _print_study_tables(study_dir: Path, alpha: float = 0.05) -> None:
-    from .analysis.study_table import HEADINGS, formatted_row, study_tables
+    from .analysis.study_table import formatted_row, headings, shows_trainable, study_tables
 
-    for factor_table in study_tables(study_dir, alpha):
+    tables = study_tables(study_dir, alpha)
+    trainable = shows_trainable(tables)
+    for factor_table in tables:
         table = Table(title=f"{factor_table.factor} (mean ± 95 % CI over seeds; ★ best by validation accuracy)")
-        for heading in HEADINGS:
-            table.add_column(heading, justify="left" if heading == "value" else "right", no_wrap=heading != "value",
-                             overflow="fold")
+        for heading in headings(trainable):
+            table.add_column(heading, justify="left" if heading == "value" else "right", no_wrap=True)
         for row in factor_table.rows:
-            table.add_row(*formatted_row(row, sep="±"))
-        console.print(table)
+            table.add_row(*formatted_row(row, sep="±", trainable=trainable))
+        # whole rows, never a value squeezed out or a number folded: wider than the terminal, it wraps there
+        _print_whole(table)
         console.print(factor_table.verdict + ".", highlight=False)
         for note in factor_table.notes:
             console.print(f"note: {note}.", highlight=False)
+
+
+def _print_whole(table) -> None:
+    """Print a table at its natural width, so no cell is cut short (a narrower terminal wraps its lines)."""
+    natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+    width = console.width
+    console.width = max(width, natural)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
 
 
 def main() -> None:

@@ -11,10 +11,11 @@ import re
 from pathlib import Path
 
 import pytest
+from test_report import chromium_dom
 
 from cnnlab.analysis.plots import save_figure, trainable_bars
 from cnnlab.analysis.report import write_report
-from cnnlab.analysis.study_table import HEADINGS, formatted_row, study_tables
+from cnnlab.analysis.study_table import HEADINGS, formatted_row, headings, shows_trainable, study_tables
 from cnnlab.runfolder import RunFolder
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -72,30 +73,41 @@ def test_each_cell_counts_its_trainable_and_frozen_parameters(transfer_study):
         assert s["trainable_params"] + s["frozen_params"] == s["params"]
     assert {summary(r)["trainable_params"] for r in frozen} == {HEAD}  # only the head trains
     assert {summary(r)["frozen_params"] for r in tuned} == {0}
+    import timm
+
+    backbone = sum(p.numel() for p in timm.create_model("efficientnet_lite0", num_classes=0).parameters())
+    assert {summary(r)["frozen_params"] for r in frozen} == {backbone}  # by hand: timm's, without its classifier
     total = summary(tuned[0])["params"]
-    assert {summary(r)["trainable_params"] for r in tuned} == {total}
+    assert total == backbone + HEAD and {summary(r)["trainable_params"] for r in tuned} == {total}
     assert all(summary(r)["features"][0]["split"] == "train" for r in frozen)  # the head trained on features
 
 
 @pytest.mark.realdata
 def test_the_study_table_has_a_trainable_column(transfer_study, cli):
-    [table] = study_tables(transfer_study)
-    assert table.factor == "model.finetune"
+    tables = study_tables(transfer_study)
+    [table] = tables
+    assert table.factor == "model.finetune" and shows_trainable(tables)
     rows = {r["value"]: r for r in table.rows}
     assert set(rows) == {"frozen (base)", "all"}
     total = summary(cells(transfer_study, "all")[0])["params"]
-    column = HEADINGS.index("trainable")
-    assert HEADINGS[column - 1] == "params"
-    assert formatted_row(rows["frozen (base)"])[column - 1:column + 1] == [f"{total:,}", f"{HEAD:,}"]
-    assert formatted_row(rows["all"])[column - 1:column + 1] == [f"{total:,}", f"{total:,}"]
+    heads = headings(trainable=True)
+    column = heads.index("trainable")
+    assert heads[column - 1] == "params" and heads == [*HEADINGS[:column], "trainable", *HEADINGS[column:]]
+    assert formatted_row(rows["frozen (base)"], trainable=True)[column - 1:column + 1] == [f"{total:,}", f"{HEAD:,}"]
+    assert formatted_row(rows["all"], trainable=True)[column - 1:column + 1] == [f"{total:,}", f"{total:,}"]
+    assert len(formatted_row(rows["all"])) == len(HEADINGS)  # without it, the columns every study has
     markdown = cli("study", "table", transfer_study, "--format", "markdown")
     assert markdown.exit_code == 0, markdown.stderr
-    assert "| params | trainable |" in markdown.stdout
-    assert f"| {total:,} | {HEAD:,} |" in markdown.stdout
+    assert "| params | trainable | val acc % |" in markdown.stdout
+    assert f"| {total:,} | {HEAD:,} |" in markdown.stdout and f"| {total:,} | {total:,} |" in markdown.stdout
     records = {r["value"]: r for r in csv.DictReader(io.StringIO(
         cli("study", "table", transfer_study, "--format", "csv").stdout))}
     assert float(records["frozen (base)"]["trainable_params_mean"]) == HEAD
     assert float(records["all"]["trainable_params_mean"]) == total
+    latex = cli("study", "table", transfer_study, "--format", "latex").stdout
+    assert "params & trainable & val acc" in latex and f"{total:,} & {HEAD:,} &" in latex
+    text = cli("study", "table", transfer_study)
+    assert text.exit_code == 0 and f"{total:,}" in text.stdout  # the parameters, in the printed table too
 
 
 @pytest.mark.realdata
@@ -122,6 +134,8 @@ def test_the_study_report_has_the_transfer_section(transfer_study, tmp_path):
     assert [row[0] for row in table] == ["value", "frozen (base)", "all"]
     # data, the factor's bars and curves, the transfer curves and shares, the best cell's three
     assert written["figures"] == 8 == written["html"].read_text().count("data:image/png;base64,")
+    body = re.search(r"<body[^>]*>", chromium_dom(written["html"])).group(0)
+    assert 'data-figures="8"' in body and 'data-figures-rendered="8"' in body
 
 
 @pytest.mark.realdata
@@ -141,6 +155,7 @@ def test_trainable_bars_draw_labels_literally_and_say_when_empty(tmp_path):
     ax = fig.axes[0]
     shares = [round(p.get_width(), 3) for p in ax.patches]
     assert shares == [0.379, 100.0, 99.621, 0.0]  # trainable bars first, then the frozen ones
+    # the '$' escaped for matplotlib, so it is drawn as written (the SVG holds it literally)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["frozen\n12,810 trainable, 3,371,008 frozen",
                                                             r"\$x^\$" + "\n5 trainable, 0 frozen"]
     png, svg = save_figure(fig, tmp_path / "shares")

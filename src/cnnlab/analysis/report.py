@@ -218,7 +218,15 @@ def _write(out: Path, sources: list[Path], studies: list[Path], runs: list[Path]
 def _study_section(doc: _Doc, path: Path) -> None:
     from ..studyfolder import StudyFolder
     from .plots import study_bars
-    from .study_table import HEADINGS, collect_results, formatted_row, study_tables, to_latex, to_markdown
+    from .study_table import (
+        collect_results,
+        formatted_row,
+        headings,
+        shows_trainable,
+        study_tables,
+        to_latex,
+        to_markdown,
+    )
 
     folder = StudyFolder(path)
     name = folder.read_manifest()["name"]
@@ -228,9 +236,11 @@ def _study_section(doc: _Doc, path: Path) -> None:
     atomic_write(doc.out / "tables" / f"{name}.md", to_markdown(tables))
     frame = collect_results(path)
     frame.to_csv(doc.out / "tables" / f"{name}-cells.csv", index=False)
+    trainable = shows_trainable(tables)
     for table in tables:
         doc.heading(f"{table.factor}", 3)
-        doc.table(HEADINGS, [formatted_row(r) for r in table.rows], f"{name}-{table.factor}")
+        doc.table(headings(trainable), [formatted_row(r, trainable=trainable) for r in table.rows],
+                  f"{name}-{table.factor}")
         doc.paragraph(table.verdict + "." + "".join(f" Note: {n}." for n in table.notes))
         doc.figure(study_bars(table), f"{name}-{table.factor}-bars",
                    f"{table.factor}: test accuracy, mean and 95 % CI over seeds (★ best by validation)")
@@ -335,7 +345,7 @@ def _feature_seconds(summaries: list[dict]) -> str:
 
 
 def _run_labels(runs: list[Path]) -> dict[str, Path]:
-    """Each run by its folder's name, or parent/name where two runs share a name (two studies' seed=0)."""
+    """Each run by its folder's name, or parent/name where two runs share one (runs/a/last and runs/b/last)."""
     names = [r.name for r in runs]
     return {(r.name if names.count(r.name) == 1 else "/".join(r.parts[-2:])): r for r in runs}
 

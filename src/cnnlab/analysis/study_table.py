@@ -1,8 +1,9 @@
 """A study's results: one frame of every cell, and per factor the reference study's table (value,
-test loss, test accuracy, macro-F1, training time, parameters and how many of them train) as mean ±
-95 % CI over seeds, the best value chosen by validation accuracy, and whether its lead over the base
-is significant (paired over seeds, Holm-corrected within the factor). Reads only the study's manifest
-and run folders."""
+test loss, test accuracy, macro-F1, training time, parameters) as mean ± 95 % CI over seeds, the best
+value chosen by validation accuracy, and whether its lead over the base is significant (paired over
+seeds, Holm-corrected within the factor). Where some runs freeze part of their model (transfer
+learning), the tables also show how many parameters train. Reads only the study's manifest and run
+folders."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ COLUMNS = [  # (frame column, table heading, scale, digits)
     ("test_macro_f1", "macro-F1 %", 100.0, 2),
     ("train_seconds", "train s", 1.0, 1),
     ("params", "params", 1.0, 0),
-    # fewer than params when a transfer run freezes part of the backbone; "—" for runs from before it was recorded
-    ("trainable_params", "trainable", 1.0, 0),
     ("val_accuracy", "val acc %", 100.0, 2),
 ]
-COUNTS = ("params", "trainable_params")  # shown as whole numbers, without an interval
+# After params, in the tables of a study where some runs train fewer parameters than they have (a
+# frozen backbone); elsewhere it would repeat params.
+TRAINABLE = ("trainable_params", "trainable", 1.0, 0)
+COUNTS = ("params", "trainable_params")  # whole numbers, without an interval
 
 
 def collect_results(path: str | Path):
@@ -48,7 +50,7 @@ def collect_results(path: str | Path):
                 record[key] = summary.get(key)
         rows.append(record)
     frame = pd.DataFrame(rows)
-    for column, *_ in COLUMNS:
+    for column, *_ in (*COLUMNS, TRAINABLE):
         if column not in frame:
             frame[column] = math.nan
     return frame
@@ -57,7 +59,7 @@ def collect_results(path: str | Path):
 @dataclass
 class FactorTable:
     factor: str
-    rows: list[dict]  # value, n, then per COLUMNS key a MeanCI, plus delta / p / p_holm / best
+    rows: list[dict]  # value, n, then per COLUMNS and TRAINABLE key a MeanCI, plus delta / p / p_holm / best
     best: str | None  # the value with the highest mean validation accuracy
     verdict: str  # one sentence on the best value's lead over the base
     notes: list[str] = field(default_factory=list)
@@ -89,7 +91,7 @@ def study_tables(path: str | Path, alpha: float = 0.05) -> list[FactorTable]:
                                                                  (finished["value"] == value)]
             row = {"value": value if value == "base" or not is_base else f"{value} (base)", "n": len(cells),
                    "is_base": is_base}
-            for column, *_ in COLUMNS:
+            for column, *_ in (*COLUMNS, TRAINABLE):
                 row[column] = mean_ci(cells[column].tolist())
             row.update(delta=math.nan, p=math.nan, p_holm=math.nan, note="")
             if not is_base and len(cells):
@@ -128,10 +130,28 @@ def _verdict(factor: str, rows: list[dict], best: dict | None, alpha: float) -> 
 
 
 # ---- formats ------------------------------------------------------------------------------------
-def formatted_row(row: dict, sep: str = " ± ") -> list[str]:
+def shows_trainable(tables: list[FactorTable]) -> bool:
+    """Whether some value's runs train fewer parameters than they have, so a trainable column says something."""
+    return any(math.isfinite(r["trainable_params"].mean) and r["trainable_params"].mean != r["params"].mean
+               for table in tables for r in table.rows if "trainable_params" in r)
+
+
+def columns(trainable: bool = False) -> list[tuple[str, str, float, int]]:
+    """COLUMNS, with the trainable parameters after params when `trainable`."""
+    if not trainable:
+        return list(COLUMNS)
+    after = [c[0] for c in COLUMNS].index("params") + 1
+    return [*COLUMNS[:after], TRAINABLE, *COLUMNS[after:]]
+
+
+def headings(trainable: bool = False) -> list[str]:
+    return ["value", "seeds", *[c[1] for c in columns(trainable)], "Δ test acc", "p (Holm)"]
+
+
+def formatted_row(row: dict, sep: str = " ± ", trainable: bool = False) -> list[str]:
     """A table row as the strings every format shows (★ marks the best value by validation)."""
     out = [("★ " if row["best"] else "") + row["value"], str(row["n"])]
-    for column, _, scale, digits in COLUMNS:
+    for column, _, scale, digits in columns(trainable):
         out.append(_params(row[column].mean) if column in COUNTS else row[column].format(scale, digits, sep))
     out.append(f"{row['delta'] * 100:+.2f}" if math.isfinite(row["delta"]) else "")
     out.append(f"{row['p_holm']:.3g}" if math.isfinite(row["p_holm"]) else "")
@@ -142,15 +162,17 @@ def _params(value: float) -> str:
     return f"{value:,.0f}" if math.isfinite(value) else "—"
 
 
-HEADINGS = ["value", "seeds", *[c[1] for c in COLUMNS], "Δ test acc", "p (Holm)"]
+HEADINGS = headings()
 
 
 def to_markdown(tables: list[FactorTable]) -> str:
+    trainable = shows_trainable(tables)
+    heads = headings(trainable)
     parts = []
     for table in tables:
-        lines = [f"### {table.factor}", "", "| " + " | ".join(HEADINGS) + " |",
-                 "|" + "|".join(["---"] + ["---:"] * (len(HEADINGS) - 1)) + "|"]
-        lines += ["| " + " | ".join(formatted_row(r)) + " |" for r in table.rows]
+        lines = [f"### {table.factor}", "", "| " + " | ".join(heads) + " |",
+                 "|" + "|".join(["---"] + ["---:"] * (len(heads) - 1)) + "|"]
+        lines += ["| " + " | ".join(formatted_row(r, trainable=trainable)) + " |" for r in table.rows]
         lines += ["", table.verdict + "."] + [f"Note: {n}." for n in table.notes]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
@@ -162,14 +184,15 @@ def to_csv(tables: list[FactorTable]) -> str:
 
     out = io.StringIO()
     writer = csv.writer(out)
+    chosen = columns(shows_trainable(tables))
     header = ["factor", "value", "seeds", "best"]
-    for column, *_ in COLUMNS:
+    for column, *_ in chosen:
         header += [f"{column}_mean", f"{column}_ci95"]
     writer.writerow(header + ["delta_test_accuracy", "p", "p_holm"])
     for table in tables:
         for r in table.rows:
             line = [table.factor, r["value"], r["n"], r["best"]]
-            for column, *_ in COLUMNS:
+            for column, *_ in chosen:
                 line += [r[column].mean, r[column].half_width]
             writer.writerow(line + [r["delta"], r["p"], r["p_holm"]])
     return out.getvalue()
@@ -183,11 +206,14 @@ def _latex_escape(text: str) -> str:
 
 
 def to_latex(tables: list[FactorTable]) -> str:
+    trainable = shows_trainable(tables)
+    heads = headings(trainable)
     parts = []
     for table in tables:
-        lines = [f"% {table.factor}: {table.verdict}", r"\begin{tabular}{l" + "r" * (len(HEADINGS) - 1) + "}",
-                 r"\hline", " & ".join(_latex_escape(h) for h in HEADINGS) + r" \\", r"\hline"]
-        lines += [" & ".join(_latex_escape(c) for c in formatted_row(r)) + r" \\" for r in table.rows]
+        lines = [f"% {table.factor}: {table.verdict}", r"\begin{tabular}{l" + "r" * (len(heads) - 1) + "}",
+                 r"\hline", " & ".join(_latex_escape(h) for h in heads) + r" \\", r"\hline"]
+        lines += [" & ".join(_latex_escape(c) for c in formatted_row(r, trainable=trainable)) + r" \\"
+                  for r in table.rows]
         lines += [r"\hline", r"\end{tabular}"]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"

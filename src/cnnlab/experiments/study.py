@@ -110,15 +110,31 @@ def estimate_seconds(run: StudyRun, workers: int = 1, cells: list[CellRecord] | 
                           config.train.channels_last, config.train.device, record.config["train"]["threads"]))
         if probe_key not in probes:
             probes[probe_key] = _probe_images_per_s(config)
-        speed = probes[probe_key]
-        epochs = config.train.epochs
-        seconds = (facts["train_images"] * epochs + facts["eval_images"] * epochs / 3) / speed + STARTUP_SECONDS
-        per_cell[record.key] = seconds
+        per_cell[record.key] = _cell_seconds(config, facts, probes[probe_key]) + STARTUP_SECONDS
     total = sum(per_cell.values())
     return total / max(1, min(workers, len(cells) or 1)), per_cell
 
 
-def _probe_images_per_s(config) -> float:
+def _cell_seconds(config, facts: dict, speeds: dict) -> float:
+    """Training and evaluation seconds of one cell from the probe's speeds. A frozen backbone without
+    augmentation runs once over every image (its features are cached) and then the head alone trains;
+    gradual unfreezing trains frozen, then whole."""
+    from ..engine.augment import Augmentation
+
+    train, evaluated, epochs = facts["train_images"], facts["eval_images"], config.train.epochs
+    options = config.model.model_dump()
+    if "infer" in speeds and options.get("finetune") == "frozen" and \
+            not Augmentation(**config.augment.model_dump()).active:
+        return (train + evaluated) / speeds["infer"]
+    if "unfrozen" in speeds:
+        frozen = min(epochs, options.get("unfreeze_epoch") or 1)
+        return (train * frozen + evaluated * epochs / 3) / speeds["train"] + train * (epochs - frozen) / speeds["unfrozen"]
+    return (train * epochs + evaluated * epochs / 3) / speeds["train"]
+
+
+def _probe_images_per_s(config) -> dict:
+    """{'train': training images/s as the cell starts}; for a transfer model also 'infer' (the backbone's
+    inference speed, what a feature cache costs) and, for gradual unfreezing, 'unfrozen'."""
     import numpy as np
     import torch
 
@@ -139,8 +155,15 @@ def _probe_images_per_s(config) -> float:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (batch * 3, *shape), dtype=np.uint8)
     labels = rng.integers(0, num_classes, batch * 3)
-    history = trainer.fit((images, labels))
-    return history[-1]["images_per_s"]
+    speeds = {"train": trainer.fit((images, labels))[-1]["images_per_s"]}
+    module = built.module
+    if hasattr(module, "set_epoch"):  # a transfer model (models/transfer.py)
+        _, seconds, timed = trainer.predict_logits(torch.as_tensor(images))
+        speeds["infer"] = timed / seconds if seconds > 0 else speeds["train"]
+        if module.plan.finetune == "gradual":
+            module.set_epoch(module.plan.unfreeze_epoch + 1)
+            speeds["unfrozen"] = Trainer(module, built.transform, train).fit((images, labels))[-1]["images_per_s"]
+    return speeds
 
 
 def describe_seconds(seconds: float) -> str:
