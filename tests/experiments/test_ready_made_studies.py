@@ -44,3 +44,18 @@ def test_values_equal_to_the_base_reuse_its_cells():
     base = [row.cell for row in plan.rows if row.factor == "base"]
     assert blocks_one == base  # rescnn's default is one block per stage
     assert len(plan.cells) == 4 * len(spec.seed_list)
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "fashion-mnist", "digits"])
+def test_the_transfer_quickstart_study_plans_and_passes_its_checks(dataset):
+    """Its cells: ImageNet weights frozen (the base), random weights frozen, the last stage fine-tuned."""
+    from cnnlab.experiments.plan import StudySpec
+    from cnnlab.experiments.quickstart import SEEDS, transfer_quickstart_study
+
+    plan = plan_study(StudySpec.model_validate(transfer_quickstart_study(dataset)), threads=2)
+    assert {(row.factor, row.value) for row in plan.rows} == {
+        ("base", "base"), ("model.pretrained", "True"), ("model.pretrained", "False"),
+        ("model.finetune", "frozen"), ("model.finetune", "last_1")}  # values as file names
+    assert len(plan.cells) == 3 * SEEDS  # the base's values reuse its cells
+    facts = check_plan(plan, need_data=False)
+    assert all(f["params"] > 0 and f["train_images"] > 0 for f in facts.values())
