@@ -161,6 +161,8 @@ def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, 
     from ..engine.inference import background
     from ..engine.trainer import Trainer, TrainingDiverged
 
+    import torch
+
     config, dataset, built = prepared.config, prepared.dataset, prepared.built
     t = config.train
     transfer = _transfer_mode(built.module, prepared.augmentation)
@@ -190,6 +192,8 @@ def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, 
         trainer = Trainer(built.module.head, FeatureInput(), t.model_copy(update={"compile": False}),
                           loss=prepared.loss, callbacks=callbacks)
         built.module.to(trainer.device)
+        if t.channels_last:  # the backbone computes the features: in the layout its inputs come in
+            built.module.backbone.to(memory_format=torch.channels_last)
     else:
         trainer = Trainer(built.module, built.transform, t, loss=prepared.loss, augmentation=prepared.augmentation,
                           callbacks=callbacks)
