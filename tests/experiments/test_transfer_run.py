@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from cnnlab.engine.callbacks import Callback
 from cnnlab.engine.inference import evaluate_run
 from cnnlab.experiments.run import train_run
 from cnnlab.models.weights import file_sha256
 from cnnlab.runfolder import RunFolder
+from test_run import Interrupt  # Ctrl-C in the epoch after `after`
 
 TRAIN = {"epochs": 3, "threads": 1, "batch_size": 64, "lr": 0.01}
 SOURCE = {"data": "digits", "model": {"name": "rescnn", "stem": 8, "widths": [8, 16]}, "train": TRAIN}
@@ -84,15 +84,6 @@ def test_the_kept_model_on_images_scores_what_the_head_scored_on_cached_features
     scored = evaluate_run(frozen_run.path)  # the whole model, backbone and head, on the test images
     assert scored["accuracy"] == pytest.approx(frozen_run.summary["test"]["accuracy"], abs=1e-6)
     assert scored["loss"] == pytest.approx(frozen_run.summary["test"]["loss"], rel=1e-4)
-
-
-class Interrupt(Callback):
-    def __init__(self, after: int):
-        self.after = after
-
-    def on_batch_end(self, batch, logs):
-        if self.trainer.epoch == self.after:
-            raise KeyboardInterrupt
 
 
 def test_gradual_unfreezing_resumed_after_the_switch_equals_an_uninterrupted_run(home, source_run, tmp_path):
