@@ -4,7 +4,8 @@ all-layer fine-tuning at several input sizes against the same network from rando
 
     python benchmarks/bench_transfer.py [--work /tmp/cnnlab-bench-transfer] [--repeats 2]
         [--headline-epochs 3] [--epochs 3] [--subset 3000] [--sizes 64 96 128]
-        [--subset-all-128 N] [--out benchmarks/results/transfer-DATE.json]
+        [--subset-all-128 N] [--retries 1] [--out benchmarks/results/transfer-DATE.json]
+        [--resume RESULTS.json]
 
 Data: the CIFAR-10 subset archive in ../shared/data/cifar10 (10,000 training images of the official
 50,000, and the complete 10,000-image test set), added to a private data home (`<work>/data`, or
@@ -40,6 +41,8 @@ Before each run the benchmark waits (up to --quiet-wait s) until other processes
 (`others_cores`, from /proc/stat less the run's own CPU time), so a noisy neighbour is visible, and
 a run during which they took more than --retry-above cores is run again (--retries times at most;
 the least disturbed attempt is kept, the others are listed under `disturbed_attempts`).
+--resume continues an interrupted benchmark: the runs its results file holds for the same label and
+config are kept (marked `kept_from_earlier_run`), the others are run.
 """
 
 from __future__ import annotations
@@ -229,6 +232,8 @@ def main() -> None:
                    help="run again when other processes took more cores than this during a run")
     p.add_argument("--retries", type=int, default=1)
     p.add_argument("--out", type=Path, default=HERE / "results" / f"transfer-{time.strftime('%Y-%m-%d')}.json")
+    p.add_argument("--resume", type=Path, default=None,
+                   help="a results file of an interrupted run: its finished runs of the same config are kept")
     a = p.parse_args()
     if a.worker:
         print(json.dumps(worker(json.loads(a.worker))), flush=True)
@@ -246,6 +251,19 @@ def main() -> None:
     report = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "args": {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items() if k != "worker"}}
     print(json.dumps(report["machine"]), flush=True)
+    earlier = {}
+    if a.resume:
+        previous = json.loads(a.resume.read_text())
+        report["resumed_from"] = {"date": previous["date"], "args": previous["args"]}
+        for record in [*previous.get("headline", {}).get("runs", ()), *previous.get("grid", ())]:
+            earlier[(record["label"], json.dumps(record["config"], sort_keys=True))] = record
+
+    def run_or_reuse(spec: dict) -> dict:
+        record = earlier.get((spec["label"], json.dumps(spec["config"], sort_keys=True)))
+        if record is None:
+            return run_one(spec, env, a)
+        print(f"{spec['label']:34s} kept from {a.resume}", flush=True)
+        return {**record, "kept_from_earlier_run": True}
 
     def save():
         report["benchmark_wall_s"] = time.perf_counter() - started
@@ -259,7 +277,7 @@ def main() -> None:
             for name, per_step in (pairs if repeat % 2 == 0 else pairs[::-1]):
                 spec = {"label": f"headline {name} r{repeat + 1}", "config": cfg, "per_step": per_step,
                         "out": str(a.work / "runs" / f"headline-{name.replace(' ', '-')}-r{repeat + 1}")}
-                rows.append({"repeat": repeat + 1, "path": name, **run_one(spec, env, a)})
+                rows.append({**run_or_reuse(spec), "repeat": repeat + 1, "path": name})
                 report["headline"] = {"runs": rows}
                 save()
         cached = [r for r in rows if not r["per_step"]]
@@ -300,7 +318,7 @@ def main() -> None:
             label = f"{'imagenet' if pretrained else 'random'} {mode} {size}px"
             spec = {"label": label, "config": config(size, mode, a.epochs, subset, pretrained),
                     "out": str(a.work / "runs" / label.replace(" ", "-").replace(":", ""))}
-            grid.append({"size": size, "finetune": mode, "pretrained": pretrained, **run_one(spec, env, a)})
+            grid.append({**run_or_reuse(spec), "size": size, "finetune": mode, "pretrained": pretrained})
             report["grid"] = grid
             save()
     save()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 
 from cnnlab.engine.inference import evaluate_run
+from cnnlab.errors import ConfigError
 from cnnlab.experiments.run import train_run
 from cnnlab.models.weights import file_sha256
 from cnnlab.runfolder import RunFolder
@@ -130,7 +132,8 @@ def test_a_run_without_weights_is_refused_as_a_source(cli, tmp_path, home):
     (tmp_path / "empty").mkdir()
     result = cli("train", "--data", "digits", "--model", "rescnn", f"model.pretrained=run:{tmp_path / 'empty'}",
                  "--epochs", "1", "--out", tmp_path / "run")
-    assert result.exit_code == 2 and "not a run folder" in result.output and not (tmp_path / "run").exists()
+    assert result.exit_code == 2 and "is an empty run, not a finished one" in result.output
+    assert not (tmp_path / "run").exists()
 
 
 def test_predictions_of_a_frozen_run_are_the_head_on_the_features(frozen_run):
@@ -138,3 +141,82 @@ def test_predictions_of_a_frozen_run_are_the_head_on_the_features(frozen_run):
     summary = frozen_run.summary["test"]
     assert np.mean(predictions.logits.argmax(1) == predictions.labels) == pytest.approx(summary["accuracy"], abs=1e-6)
     assert isinstance(RunFolder(frozen_run.path).read_summary()["inference_images_per_s"], float)
+
+
+def test_the_cache_is_keyed_by_the_models_options_too(home, source_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNLAB_DATA", str(home))
+    relu = train_run(frozen_on(source_run.path), tmp_path / "relu", progress=False)
+    tanh = train_run(frozen_on(source_run.path, activation="tanh"), tmp_path / "tanh", progress=False)
+    assert [e["cached"] for e in tanh.summary["features"]] == [False, False, False]  # other features
+    assert evaluate_run(tanh.path)["accuracy"] == pytest.approx(tanh.summary["test"]["accuracy"], abs=1e-6)
+    assert tanh.summary["test"] != relu.summary["test"]
+
+
+def test_an_edited_swapped_or_linked_cache_file_is_never_trusted(source_run, frozen_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "home"))  # a cache holding this config's three files only
+    train_run(frozen_on(source_run.path), tmp_path / "warm", progress=False)
+    files = sorted((tmp_path / "home" / "features").glob("*.npy"))
+    shapes = [np.load(f).shape for f in files]
+    np.save(files[0], np.zeros(shapes[0], np.float32))  # same shape, other values
+    np.save(files[1], np.zeros((shapes[1][0], 7), np.float32))  # another width
+    files[2].unlink()
+    files[2].symlink_to("/etc/hostname")  # a link in the cache's place
+    again = train_run(frozen_on(source_run.path), tmp_path / "again", progress=False)
+    assert [e["cached"] for e in again.summary["features"]] == [False, False, False]
+    assert again.summary["test"] == frozen_run.summary["test"]
+
+
+def test_resuming_a_frozen_run_whose_weights_file_changed_is_refused(tmp_path, source_run):
+    weights = tmp_path / "start.pth"
+    state = {k: v for k, v in source_run.folder.read_weights().items()}
+    torch.save(state, weights)
+    config = {**frozen_on(source_run.path), "model": {**frozen_on(source_run.path)["model"], "pretrained": str(weights)}}
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, tmp_path / "run", callbacks=[Interrupt(after=1)], progress=False)
+    torch.save({k: v * 2 if v.is_floating_point() else v for k, v in state.items()}, weights)
+    with pytest.raises(ConfigError, match="changed since .* started .sha256"):
+        train_run(None, tmp_path / "run", resume=True, progress=False)
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["model.finetune=gradual", "model.unfreeze_epoch=3"], "the backbone would never train"),
+    (["model.pretrained=false", "model.weights=/etc/hostname"], "name two sources"),
+    (["model.pretrained=/etc/hostname"], "cnnlab reads .safetensors, .pth, .pt, .bin files"),
+])
+def test_transfer_settings_that_cannot_mean_what_they_say_are_refused(cli, tmp_path, source_run, overrides, needle):
+    out = tmp_path / "run"
+    result = cli("train", "--data", "digits", "--model", "rescnn", "model.stem=8", "model.widths=[8,16]",
+                 *overrides, "--epochs", "3", "--out", out)
+    assert result.exit_code == 2 and re.search(needle, result.output), result.output
+    assert not out.exists()
+
+
+def test_an_unfinished_run_is_no_starting_point(cli, tmp_path, source_run):
+    with pytest.raises(KeyboardInterrupt):
+        train_run(SOURCE, tmp_path / "unfinished", callbacks=[Interrupt(after=1)], progress=False)
+    result = cli("train", "--data", "digits", "--model", "rescnn", f"model.pretrained=run:{tmp_path / 'unfinished'}",
+                 "--epochs", "1", "--out", tmp_path / "run")
+    assert result.exit_code == 2 and "is an unfinished run, not a finished one" in result.output
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda s: {k: v * float("nan") if v.is_floating_point() else v for k, v in s.items()}, "NaN or infinite"),
+    (lambda s: {k: v.to(torch.int32) if v.is_floating_point() else v for k, v in s.items()}, "not floating-point"),
+])
+def test_weights_that_cannot_be_weights_are_refused_before_anything_runs(cli, tmp_path, source_run, damage, needle):
+    path = tmp_path / "bad.pth"
+    torch.save(damage(source_run.folder.read_weights()), path)
+    study = tmp_path / "study.yaml"
+    study.write_text(f"name: bad\nbase: {{data: digits, model: {{name: rescnn, stem: 8, widths: [8, 16], "
+                     f"pretrained: {path}, finetune: frozen}}, train: {{epochs: 1, threads: 1}}}}\nseeds: 1\n")
+    result = cli("study", "run", study, "--out", tmp_path / "out", "-q")
+    assert result.exit_code == 2 and needle in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_text_file_named_pth_is_one_line(cli, tmp_path):
+    (tmp_path / "hello.pth").write_text("hello\n")
+    result = cli("train", "--data", "digits", "--model", "rescnn", f"model.pretrained={tmp_path / 'hello.pth'}",
+                 "--epochs", "1", "--out", tmp_path / "run")
+    assert result.exit_code == 2 and "holds more than tensors, or is not a PyTorch file" in result.output
+    assert "unexpected" not in result.output and not (tmp_path / "run").exists()

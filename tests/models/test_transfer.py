@@ -165,7 +165,9 @@ def net_params(module) -> int:
     ({"finetune": "last"}, "finetune must be one of all, frozen, last:N"),
     ({"finetune": "frozen", "unfreeze_epoch": 2}, "unfreeze_epoch applies to finetune=gradual only"),
     ({"head_dropout": 0.5}, "need model.head or model.finetune"),
-    ({"finetune": "frozen", "backbone_lr": -1}, "backbone_lr must be a positive multiplier"),
+    ({"finetune": "all", "backbone_lr": -1}, "backbone_lr must be a positive multiplier"),
+    ({"finetune": "frozen", "backbone_lr": 0.1}, "with finetune=frozen it does not: drop them"),
+    ({"finetune": "last:5"}, "asks for 5 of the backbone's 5 stages: that is every layer"),
     ({"head": "linear", "head_activation": "swoosh"}, "head_activation must be one of"),
     ({"head": [65_536, 65_536]}, "would have 4,304,142,346 parameters .at most 100,000,000.; choose narrower widths"),
 ])

@@ -102,7 +102,7 @@ def test_weights_option_takes_a_file_anywhere(tmp_path):
 def test_a_wrong_weights_file_is_refused(tmp_path):
     path = tmp_path / "lenet.safetensors"
     save_file(create_model("lenet5", 10).module.state_dict(), str(path))
-    with pytest.raises(ConfigError, match="do not fit the model: their names differ .* 10 tensors where the model has 122"):
+    with pytest.raises(ConfigError, match="do not fit the model: the model's .* are not in the file .a safetensors file is matched by name"):
         create_model("tv:resnet18", 10, weights=str(path))
 
 

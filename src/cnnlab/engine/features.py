@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import CnnlabError
 from ..files import atomic_write
 from ..models.transfer import extract_features
 from ..models.weights import tensors_sha256
@@ -35,47 +36,61 @@ def features_dir() -> Path:
 class FeatureCache:
     """cache(split_images) -> float32 features on the device; `log` says what was computed or reused."""
 
-    def __init__(self, backbone, transform, device, amp: str, batch_size: int = 256, folder: Path | None = None):
+    def __init__(self, backbone, transform, device, amp: str, model_spec: dict, width: int, batch_size: int = 256,
+                 folder: Path | None = None):
         self.backbone, self.transform, self.device, self.amp = backbone, transform, device, amp
-        self.batch_size = batch_size
+        self.width, self.batch_size = width, batch_size
         self.folder = folder or features_dir()
-        self._backbone_key = tensors_sha256(backbone.state_dict())
+        # the architecture and its options (activation, pooling, …) change the features as much as the weights do
+        self._model_key = {"spec": {k: v for k, v in model_spec.items() if k != "transform"},
+                           "backbone": tensors_sha256(backbone.state_dict())}
         self.log: list[dict] = []
 
     def key(self, images: np.ndarray) -> str:
-        parts = {"format": FORMAT, "backbone": self._backbone_key, "images": images_sha256(images),
+        parts = {"format": FORMAT, "model": self._model_key, "images": images_sha256(images),
                  "transform": self.transform.to_spec(), "amp": self.amp, "device": self.device.type}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
     def __call__(self, split: str, images: np.ndarray) -> torch.Tensor:
         started = time.perf_counter()
         path = self.folder / f"{self.key(images)}.npy"
-        features = self._read(path, len(images))
+        features = self._read(path, (len(images), self.width))
         hit = features is not None
         if features is None:
             computed = extract_features(self.backbone, self.transform, images, self.device, self.amp, self.batch_size)
             features = computed.cpu().numpy()
-            buffer = io.BytesIO()
-            np.save(buffer, features, allow_pickle=False)
-            try:
-                atomic_write(path, buffer.getvalue())
-            except OSError:
-                pass  # a read-only data home: the run goes on, computing the features next time again
+            if np.isfinite(features).all():  # non-finite features fail the run; they are never kept
+                self._write(path, features)
         seconds = time.perf_counter() - started
         self.log.append({"split": split, "images": len(images), "cached": hit, "seconds": round(seconds, 3),
                          "images_per_s": round(len(images) / seconds, 1) if seconds > 0 and not hit else None})
         return torch.from_numpy(np.array(features, dtype=np.float32)).to(self.device)
 
     @staticmethod
-    def _read(path: Path, count: int) -> np.ndarray | None:
-        """The cached features, or None when absent, damaged or of another shape (computed again)."""
-        if not path.is_file() or path.is_symlink():
+    def _write(path: Path, features: np.ndarray) -> None:
+        """The features and, beside them, their sha256 (a file edited or swapped since is not trusted)."""
+        buffer = io.BytesIO()
+        np.save(buffer, features, allow_pickle=False)
+        data = buffer.getvalue()
+        try:
+            atomic_write(path, data)
+            atomic_write(path.with_suffix(".sha256"), hashlib.sha256(data).hexdigest())
+        except (OSError, CnnlabError):
+            pass  # a read-only data home or a link in the way: the run goes on, computing them next time again
+
+    @staticmethod
+    def _read(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+        """The cached features, or None when absent, damaged, edited or of another shape (computed again)."""
+        digest = path.with_suffix(".sha256")
+        if not path.is_file() or path.is_symlink() or not digest.is_file() or digest.is_symlink():
             return None
         try:
-            features = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != digest.read_text().strip():
+                return None
+            features = np.load(io.BytesIO(data), allow_pickle=False)
+        except (OSError, ValueError, EOFError, UnicodeDecodeError):
             return None
-        if features.dtype != np.float32 or features.ndim != 2 or len(features) != count \
-                or not np.isfinite(features).all():
+        if features.dtype != np.float32 or features.shape != shape or not np.isfinite(features).all():
             return None
         return features

@@ -318,6 +318,11 @@ def check_plan(plan: Plan, need_data: bool = True) -> dict[str, dict]:
                 chans, height, width = info["shape"]
                 models[model_key] = profile_model(config.model.name, info["num_classes"], chans, (height, width),
                                                   **options)
+                if options.get("pretrained") not in (None, False) or options.get("weights") is not None:
+                    from ..models import create_model  # reads the weights and checks they fit; loads nothing
+
+                    create_model(config.model.name, info["num_classes"], chans, (height, width), device="meta",
+                                 **options)
             weights = config.train.class_weights
             if isinstance(weights, list) and len(weights) != info["num_classes"]:
                 raise ConfigError(f"train.class_weights has {len(weights)} values but {data.name} has "

@@ -73,6 +73,11 @@ def prepare(config: RunConfig) -> Prepared:
     chans, height, width = dataset.image_shape
     torch.manual_seed(config.train.seed)  # the initial weights
     built = create_model(config.model.name, dataset.num_classes, chans, (height, width), **options)
+    plan = getattr(built.module, "plan", None)
+    if plan is not None and plan.finetune == "gradual" and plan.unfreeze_epoch >= config.train.epochs:
+        raise ConfigError(f"finetune=gradual unfreezes after epoch {plan.unfreeze_epoch}, and the run has "
+                          f"{config.train.epochs} epochs, so the backbone would never train: lower model.unfreeze_epoch "
+                          f"or use finetune=frozen")
     t = config.train
     weights = class_weights(dataset["train"].labels, dataset.num_classes, t.class_weights)
     loss = make_loss(t.loss, weights, t.label_smoothing, t.focal_gamma, t.focal_alpha)
@@ -200,6 +205,8 @@ def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, 
     env = environment(trainer.device, trainer.threads)
     if built.weights is not None:
         env["weights"] = built.weights
+    if resuming and folder.file(CHECKPOINT).exists() and transfer == "features":
+        _check_same_start(folder, built.weights)  # the checkpoint holds the head; the backbone is read again
     if resuming and folder.file(CHECKPOINT).exists():
         _restore(folder, trainer, env, config)
     else:  # a new run, or one killed before its first epoch ended: start (again) from the folder's config
@@ -223,15 +230,17 @@ def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, 
     if transfer == "features":
         from ..engine.features import FeatureCache
 
-        cache = FeatureCache(built.module.backbone, built.transform, trainer.device, trainer.amp)
-        inputs = {name: cache(name, images) for name, images in inputs.items()}
-        if progress:
-            _say(console, "frozen backbone: " + ", ".join(_feature_note(e) for e in cache.log)
-                 + "; the head trains on them")
+        cache = FeatureCache(built.module.backbone, built.transform, trainer.device, trainer.amp, built.spec,
+                             built.module.num_features, batch_size=t.batch_size)
     elif transfer == "augmented" and progress:
         _say(console, "frozen backbone with augmentation on: the backbone runs on every step (features cannot be "
                       "cached when the images change each epoch)")
     try:
+        if cache is not None:
+            inputs = {name: cache(name, images) for name, images in inputs.items()}
+            if progress:
+                _say(console, "frozen backbone: " + ", ".join(_feature_note(e) for e in cache.log)
+                     + "; the head trains on them")
         history = trainer.fit((inputs["train"], train.labels), (inputs["val"], val.labels))
     except TrainingDiverged as exc:
         _write_failed(folder, str(exc), trainer)
@@ -337,6 +346,15 @@ def _transfer_mode(module, augmentation) -> str | None:
     if module.always_frozen:
         return "augmented" if augmentation.active else "features"
     return "finetune"
+
+
+def _check_same_start(folder: RunFolder, weights: dict | None) -> None:
+    recorded = (folder.read_model_spec().get("weights") or {}) if folder.file("model.json").exists() else {}
+    if recorded.get("sha256") != (weights or {}).get("sha256"):
+        raise ConfigError(f"the pretrained weights {recorded.get('file') or (weights or {}).get('file')} changed since "
+                          f"{folder.path} started (sha256 {str(recorded.get('sha256'))[:12]}… then, "
+                          f"{str((weights or {}).get('sha256'))[:12]}… now): put the original file back to resume, or "
+                          f"train a new run with another --out")
 
 
 def _feature_note(entry: dict) -> str:

@@ -152,6 +152,9 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, input_size: int
     from .weights import pretrained_source
 
     plan = transfer_plan(options, name)
+    if plan is not None and (options.get("model_kwargs") or {}).get("global_pool") == "":
+        raise ConfigError(f"model {name!r}: model_kwargs global_pool='' leaves feature maps unpooled, and a head or "
+                          f"finetune needs pooled features; drop global_pool or set it to avg or max")
     zoo = split_name(entry.impl)
     source = pretrained_source(options.get("pretrained"), options.get("weights"), zoo[0] if zoo else None,
                                zoo[1] if zoo else name)
@@ -187,9 +190,7 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, input_size: int
             from .zoo import small_input_stem
 
             small_input_stem(module, name)
-        weights = _load_pretrained(module, source, name) if source is not None and device != "meta" else None
-        if source is not None and weights is None:
-            weights = {"source": source.label}
+        weights = _load_pretrained(module, source, name, check_only=device == "meta") if source is not None else None
         if plan is not None:
             from .transfer import make_transfer
 
@@ -206,19 +207,19 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, input_size: int
     return BuiltModel(module, transform, spec, weights)
 
 
-def _load_pretrained(module, source, name: str) -> dict:
-    """Load the weights `source` names into `module` (not yet given a new head); what model.json records."""
+def _load_pretrained(module, source, name: str, check_only: bool = False) -> dict:
+    """Load the weights `source` names into `module` (not yet given a new head); what model.json records.
+    check_only (a model on the meta device): read the file and check that it fits, load nothing."""
     from .transfer import classifier_name
-    from .weights import file_sha256, load_adapted, read_state_dict
+    from .weights import check_tensors, file_sha256, load_adapted, read_state_dict
 
-    if source.path is None:  # the zoo downloaded them into the module
+    if source.path is None:  # the zoo downloads them into the module
         return {"source": source.label}
-    if source.run is not None:
-        state = _run_backbone_state(source.run)
-    else:
-        state = read_state_dict(source.path)
-    loaded = load_adapted(module, state, f"{name} (from {source.path})", classifier_name(module),
-                          ordered=source.path.suffix != ".safetensors")
+    what = f"{name} (from {source.path})"
+    state = _run_backbone_state(source.run) if source.run is not None else read_state_dict(source.path)
+    check_tensors(state, what)
+    loaded = load_adapted(module, state, what, classifier_name(module), ordered=source.path.suffix != ".safetensors",
+                          check_only=check_only)
     return {"source": source.label, "file": str(source.path), "sha256": file_sha256(source.path),
             "matched": f"by {loaded['matched']}"}
 

@@ -49,7 +49,8 @@ class TransferPlan:
 
 def transfer_plan(options: dict, owner: str) -> TransferPlan | None:
     """The TransferPlan the options ask for; None when they set neither head nor finetune."""
-    given = {k: options[k] for k in TRANSFER_OPTIONS if options.get(k) is not None}
+    given = {k: _number(options[k]) if k in ("head_dropout", "backbone_lr", "layer_decay") else options[k]
+             for k in TRANSFER_OPTIONS if options.get(k) is not None}
     if "head" not in given and "finetune" not in given:
         if given:
             raise ConfigError(f"model {owner!r}: {', '.join(given)} need model.head or model.finetune beside them")
@@ -75,6 +76,9 @@ def transfer_plan(options: dict, owner: str) -> TransferPlan | None:
         raise ConfigError(f"model {owner!r}: unfreeze_epoch must be a whole number of epochs >= 1, got {unfreeze!r}")
     if "unfreeze_epoch" in given and mode != "gradual":
         raise ConfigError(f"model {owner!r}: unfreeze_epoch applies to finetune=gradual only (finetune is {mode!r})")
+    if mode == "frozen" and {"backbone_lr", "layer_decay"} & set(given):
+        raise ConfigError(f"model {owner!r}: backbone_lr and layer_decay set the rate of a backbone that trains; "
+                          f"with finetune=frozen it does not: drop them")
     backbone_lr = given.get("backbone_lr", 0.1 if mode == "gradual" else 1.0)
     decay = given.get("layer_decay")
     for key, value in (("backbone_lr", backbone_lr), ("layer_decay", decay)):
@@ -83,6 +87,16 @@ def transfer_plan(options: dict, owner: str) -> TransferPlan | None:
             raise ConfigError(f"model {owner!r}: {key} must be a positive multiplier (e.g. 0.1), got {value!r}")
     return TransferPlan(widths, activation, float(dropout), mode, last, unfreeze, float(backbone_lr),
                         None if decay is None else float(decay))
+
+
+def _number(value):
+    """A number written as text (YAML reads 1e-1 as a string) as the number it is."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _finetune_mode(value, owner: str) -> tuple[str, int]:
@@ -178,6 +192,13 @@ class TransferNet(nn.Module):
         self.num_features = num_features
         self.plan = plan
         self.stages = backbone_stages(backbone)
+        if plan.finetune == "last" and plan.last_stages >= len(self.stages):
+            raise ConfigError(f"finetune=last:{plan.last_stages} asks for {plan.last_stages} of the backbone's "
+                              f"{len(self.stages)} stages: that is every layer, finetune=all; choose N below "
+                              f"{len(self.stages)}")
+        if plan.finetune == "norm" and not any(isinstance(m, NORM_TYPES) for m in backbone.modules()):
+            raise ConfigError("finetune=norm trains the normalisation layers, and this backbone has none; choose "
+                              "frozen or last:N")
         self._frozen: list[nn.Module] = []
         self.set_epoch(1)
 

@@ -62,15 +62,27 @@ def pretrained_source(pretrained, weights, source: str | None, name: str) -> Wei
     source/name: the zoo model ('timm', 'efficientnet_lite0'), or source None for cnnlab's own models."""
     owner = f"{source}:{name}" if source else name
     if weights is not None:
+        if pretrained is not None and pretrained is not True:
+            raise ConfigError(f"model {owner!r}: weights={weights!r} and pretrained={pretrained!r} name two sources; "
+                              f"give only one (pretrained=PATH is the same as weights=PATH)")
         return WeightsSource("file", _existing_file(weights, f"the 'weights' option of {owner}"))
     if pretrained is None or pretrained is False:
         return None
     if isinstance(pretrained, str):
         if pretrained.startswith("run:"):
-            folder = Path(pretrained[4:]).expanduser()
+            folder = Path(pretrained[4:]).expanduser().absolute()
             if not folder.is_dir():
                 raise ConfigError(f"pretrained={pretrained!r}: {folder} is not a run folder; give `run:DIR` with the "
                                   f"folder of a finished `cnnlab train` run")
+            from ..runfolder import RunFolder
+
+            status = RunFolder(folder).status
+            if status != "finished":
+                hint = " (a study's runs are its cell folders, e.g. STUDY/base/seed=0-…)" if \
+                    (folder / "study.json").exists() else ""
+                raise ConfigError(f"pretrained={pretrained!r}: {folder} is {'an' if status[0] in 'aeiou' else 'a'} "
+                                  f"{status} run, not a finished one{hint}; give the folder of a finished `cnnlab "
+                                  f"train` run")
             return WeightsSource("run", folder / "model.safetensors", run=folder)
         return WeightsSource("file", _existing_file(pretrained, f"pretrained of {owner}"))
     if pretrained is not True:
@@ -92,10 +104,18 @@ def pretrained_source(pretrained, weights, source: str | None, name: str) -> Wei
     return WeightsSource(f"{source} hub")
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+
 def _existing_file(path, what: str) -> Path:
-    path = Path(path).expanduser()
-    if not path.is_file():
+    path = Path(path).expanduser().absolute()
+    if not path.exists():
         raise ConfigError(f"weights file {path} does not exist ({what}); check the path")
+    if not path.is_file():
+        raise ConfigError(f"weights file {path} is not a regular file ({what}); give a weights file")
+    if path.suffix not in WEIGHT_SUFFIXES:
+        raise ConfigError(f"weights file {path}: cnnlab reads {', '.join(WEIGHT_SUFFIXES)} files ({what}); "
+                          f"save the state dict as safetensors (safetensors.torch.save_file)")
     return path
 
 
@@ -204,8 +224,11 @@ def read_state_dict(path: Path) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+    except Exception as exc:  # noqa: BLE001 - whatever a foreign file makes torch.load raise, it is refused
+        if not isinstance(exc, (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError)):
+            exc = ValueError(type(exc).__name__)
+        reason = str(exc).strip().splitlines()[0].split(" Re-running")[0][:160] if str(exc).strip() \
+            else type(exc).__name__
         raise ConfigError(f"weights file {path} holds more than tensors, or is not a PyTorch file ({reason}); "
                           f"cnnlab loads only tensors: save the state dict as safetensors "
                           f"(safetensors.torch.save_file) and pass that file") from None
@@ -214,6 +237,19 @@ def read_state_dict(path: Path) -> dict:
         raise ConfigError(f"weights file {path} is not a state dict (names to tensors); save the model's "
                           f"state_dict() as safetensors and pass that file")
     return state
+
+
+def check_tensors(state: dict, what: str) -> None:
+    """Weights are finite floating-point tensors (integer counters such as num_batches_tracked, 0-d, excepted)."""
+    for key, tensor in state.items():
+        if key.endswith("num_batches_tracked") or (tensor.dim() == 0 and not tensor.is_floating_point()):
+            continue
+        if not tensor.is_floating_point():
+            raise ConfigError(f"the weights for {what}: {key} holds {tensor.dtype} values, not floating-point weights; "
+                              f"wrong file?")
+        if not bool(tensor.isfinite().all()):
+            raise ConfigError(f"the weights for {what}: {key} holds NaN or infinite values; the file is damaged or "
+                              f"comes from a diverged training run")
 
 
 def adapt_in_chans(weight, chans: int):
@@ -230,7 +266,8 @@ def adapt_in_chans(weight, chans: int):
     return weight[:, [i % have for i in range(chans)]] * (have / chans)
 
 
-def load_adapted(model, state: dict, what: str, classifier: str | None = None, ordered: bool = True) -> dict:
+def load_adapted(model, state: dict, what: str, classifier: str | None = None, ordered: bool = True,
+                 check_only: bool = False) -> dict:
     """Copy `state` into `model`, matched by name or else by order and shape (see the module docstring).
     First-conv weights are adapted to the model's channels; the classifier (`classifier`: the name of the
     final Linear layer, or tensors whose class dimension differs) keeps its fresh initialisation.
@@ -270,6 +307,8 @@ def load_adapted(model, state: dict, what: str, classifier: str | None = None, o
                           f"wrong file or architecture?")
     if len(skipped) > 2 + len(head):
         raise ConfigError(f"the weights for {what} differ from the model in {skipped[:4]}…: wrong file?")
+    if check_only:  # a model on the meta device: the file fits, nothing to copy
+        return {"matched": matched, "skipped": skipped}
     with torch.no_grad():
         model.load_state_dict(merged, strict=False)
     return {"matched": matched, "skipped": skipped}
