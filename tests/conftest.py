@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("CNNLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-
-
-def need(path: Path, why: str = "real data") -> Path:
-    """The real-data path, or a skip (a failure under CI=true, where the data must be there)."""
-    if path.exists():
-        return path
-    message = f"real data missing: {path} ({why})"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+from realdata import FASHION_DIR, REPO, SHARED_DATA, need  # noqa: F401 - shared with the tests
 
 
 @pytest.fixture(autouse=True)

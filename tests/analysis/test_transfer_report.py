@@ -37,7 +37,7 @@ _BUILT: dict[Path, tuple[Path, Path]] = {}
 def transfer_study(shared_data, tmp_path_factory, monkeypatch) -> Path:
     """The finished study (built on first use), with this test's data home set to the one holding CIFAR-10."""
     from cnnlab.data import add_local
-    from conftest import need
+    from realdata import need
 
     archive = need(shared_data / "cifar10" / "cifar-10-python-subset.tar.gz")
     if archive not in _BUILT:

@@ -27,7 +27,7 @@ from cnnlab.data.emnist import MAPPING_SHA256, member_specs
 from cnnlab.data.idx import MAX_IDX_BYTES, read_idx, write_idx
 from cnnlab.data.sources import RemoteFile, extract_zip_members, file_digest
 from cnnlab.errors import ChecksumError, DataError
-from conftest import need
+from realdata import need
 
 IMAGES = "emnist-mnist-test-images-idx3-ubyte.gz"
 LABELS = "emnist-mnist-test-labels-idx1-ubyte.gz"

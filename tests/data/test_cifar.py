@@ -17,7 +17,7 @@ from cnnlab.data import add_local, load_dataset
 from cnnlab.data.cache import data_home
 from cnnlab.data.cifar import read_cifar_archive, safe_unpickle
 from cnnlab.errors import DataError
-from conftest import need
+from realdata import need
 
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

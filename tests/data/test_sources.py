@@ -26,7 +26,7 @@ from cnnlab.data.catalog import DATASETS
 from cnnlab.data.idx import write_idx
 from cnnlab.data.sources import RemoteFile, download, extract_zip_members, resolve_url, safe_member_path
 from cnnlab.errors import ChecksumError, DataError, DownloadError
-from conftest import need
+from realdata import need
 
 MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")

@@ -59,7 +59,7 @@ def test_the_timm_name_finds_them_too_and_grey_images_get_the_summed_stem(weight
 @pytest.fixture(scope="module")
 def cifar_slice(tmp_path_factory):
     """1,000 train and 1,000 test images of the real CIFAR-10 subset (uint8 N x 3 x 32 x 32)."""
-    from conftest import SHARED_DATA, need
+    from realdata import SHARED_DATA, need
 
     archive = need(SHARED_DATA / "cifar10" / "cifar-10-python-subset.tar.gz", "../shared/data/cifar10")
     from cnnlab.data.cifar import read_cifar_archive
