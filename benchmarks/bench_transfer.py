@@ -2,9 +2,9 @@
 feature cache against running the backbone every step, and accuracy / time of frozen, last:2 and
 all-layer fine-tuning at several input sizes against the same network from random weights.
 
-    python benchmarks/bench_transfer.py [--work /tmp/cnnlab-bench-transfer] [--repeats 2]
+    python benchmarks/bench_transfer.py [--work /tmp/cnnlab-bench-transfer] [--repeats 3]
         [--headline-epochs 3] [--epochs 3] [--subset 3000] [--sizes 64 96 128]
-        [--subset-all-128 N] [--retries 1] [--out benchmarks/results/transfer-DATE.json]
+        [--subset-all-128 N] [--retries 0] [--out benchmarks/results/transfer-DATE.json]
         [--resume RESULTS.json]
 
 Data: the CIFAR-10 subset archive in ../shared/data/cifar10 (10,000 training images of the official
@@ -124,7 +124,7 @@ def machine() -> dict:
 # ---- one run, in a fresh process ----------------------------------------------------------------
 def worker(spec: dict) -> dict:
     """Train spec['config'] into spec['out'] and return what the run folder says, with timings."""
-    import cnnlab.experiments.run as run
+    from cnnlab.experiments import run
 
     if spec.get("per_step"):
         chosen = run._transfer_mode
@@ -152,7 +152,7 @@ def worker(spec: dict) -> dict:
             "epochs": [{k: r[k] for k in ("epoch", "seconds", "images_per_s", "train_loss", "val_acc")}
                        for r in metrics],
             "wall_s": wall, "own_cores": own / wall, "others_cores": max(busy - own, 0.0) / wall,
-            "threads": s["threads"], "device": s["device"]}
+            "threads": s["threads"], "device": s["device"], "git": result.folder.read_env().get("git")}
 
 
 def run_one(spec: dict, env: dict, args) -> dict:
@@ -164,7 +164,7 @@ def run_one(spec: dict, env: dict, args) -> dict:
             shutil.rmtree(Path(env["CNNLAB_DATA"]) / "features", ignore_errors=True)  # pay the extraction
         gate = wait_quiet(args.quiet_below, args.quiet_wait)
         out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
-                             text=True, env=env)
+                             text=True, env=env, check=False)
         if out.returncode != 0:
             raise RuntimeError(f"{spec['label']} failed:\n{out.stderr[-3000:]}")
         record = {"label": spec["label"], "per_step": bool(spec.get("per_step")), "config": spec["config"], **gate,
@@ -214,7 +214,7 @@ def main() -> None:
                    help="run folders go here (and the data home, unless --data-home)")
     p.add_argument("--data-home", type=Path, default=None)
     p.add_argument("--archive", type=Path, default=ARCHIVE)
-    p.add_argument("--repeats", type=int, default=2, help="repeats of the headline pair")
+    p.add_argument("--repeats", type=int, default=3, help="repeats of the headline pair")
     p.add_argument("--headline-size", type=int, default=64)
     p.add_argument("--headline-epochs", type=int, default=3)
     p.add_argument("--headline-subset", type=int, default=None, help="training images of the headline (default all)")
@@ -230,7 +230,7 @@ def main() -> None:
     p.add_argument("--quiet-wait", type=float, default=300.0, help="longest wait for that, seconds")
     p.add_argument("--retry-above", type=float, default=0.25,
                    help="run again when other processes took more cores than this during a run")
-    p.add_argument("--retries", type=int, default=1)
+    p.add_argument("--retries", type=int, default=0)
     p.add_argument("--out", type=Path, default=HERE / "results" / f"transfer-{time.strftime('%Y-%m-%d')}.json")
     p.add_argument("--resume", type=Path, default=None,
                    help="a results file of an interrupted run: its finished runs of the same config are kept")

@@ -72,6 +72,7 @@ def test_the_frozen_backbone_runs_once_per_split_and_the_cache_gives_the_same_ru
     assert [(e["split"], e["cached"]) for e in first] == [("train", False), ("val", False), ("test", False)]
     again = train_run(frozen_on(source_run.path), tmp_path / "again", progress=False)
     assert [e["cached"] for e in again.summary["features"]] == [True, True, True]
+    assert again.summary["inference_images_per_s"] > 0  # timed again: the whole model's speed, cached or not
     assert untimed(again.folder.read_metrics()) == untimed(frozen_run.folder.read_metrics())
     assert again.summary["test"] == frozen_run.summary["test"]
     # a damaged cache file is computed again, never trusted

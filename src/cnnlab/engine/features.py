@@ -66,6 +66,16 @@ class FeatureCache:
                          "images_per_s": round(len(images) / seconds, 1) if seconds > 0 and not hit else None})
         return torch.from_numpy(np.array(features, dtype=np.float32)).to(self.device)
 
+    def time_backbone(self, images: np.ndarray) -> float | None:
+        """Images per second through the backbone (after one warm-up batch), for a run whose features were cached."""
+        if len(images) == 0:
+            return None
+        extract_features(self.backbone, self.transform, images[:self.batch_size], self.device, self.amp, self.batch_size)
+        started = time.perf_counter()
+        extract_features(self.backbone, self.transform, images, self.device, self.amp, self.batch_size)
+        seconds = time.perf_counter() - started
+        return round(len(images) / seconds, 1) if seconds > 0 else None
+
     @staticmethod
     def _write(path: Path, features: np.ndarray) -> None:
         """The features and, beside them, their sha256 (a file edited or swapped since is not trusted)."""

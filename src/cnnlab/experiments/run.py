@@ -267,7 +267,8 @@ def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, 
     if cache is not None:
         summary["features"] = cache.log
         computed = [e["images_per_s"] for e in cache.log if e["split"] == "test" and e["images_per_s"]]
-        summary["inference_images_per_s"] = computed[0] if computed else None  # the backbone's, not the head's
+        # the whole model's speed (backbone and head), not the head's on features; timed again when they were cached
+        summary["inference_images_per_s"] = computed[0] if computed else cache.time_backbone(test.images[:512])
     folder.write_summary(summary)
     folder.file(CHECKPOINT).unlink(missing_ok=True)  # the kept weights are in model.safetensors
     return RunResult(folder, summary, history)
