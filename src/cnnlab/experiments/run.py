@@ -258,7 +258,10 @@ def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, 
         _write_failed(folder, f"{type(exc).__name__}: {exc}", trainer)
         raise
     best = folder.read_weights(WEIGHTS, device=trainer.device)  # choose on validation
-    built.module.load_state_dict(best) if transfer == "features" else trainer.load_weights(best)
+    if transfer == "features":  # the whole model's weights; the trainer holds its head
+        built.module.load_state_dict(best)
+    else:
+        trainer.load_weights(best)
     results = {name: trainer.evaluate(inputs[name], split.labels) for name, split in (("val", val), ("test", test))}
     folder.write_predictions({name: Predictions(_positions(split), split.labels, results[name].logits,
                                                 images_sha256(split.images))
