@@ -300,6 +300,7 @@ def _transfer_section(doc: _Doc, groups: dict[str, list[Path]], stem: str, in_st
     the parameters all / trainable / frozen, accuracy (mean ± 95 % CI over seeds) and time."""
     from .plots import trainable_bars
     from .stats import mean_ci
+    from .study_table import format_count
 
     doc.heading("Transfer: frozen and fine-tuned", 3 if in_study else 2)
     rows, counts, first_seeds = [], {}, {}
@@ -314,7 +315,7 @@ def _transfer_section(doc: _Doc, groups: dict[str, list[Path]], stem: str, in_st
             return mean_ci([(s.get(split) or {}).get("accuracy") for s in summaries]).format(100.0, 2)
 
         params, trainable, frozen = mean("params").mean, mean("trainable_params").mean, mean("frozen_params").mean
-        rows.append([label, ", ".join(modes), str(len(summaries)), _count(params), _count(trainable), _count(frozen),
+        rows.append([label, ", ".join(modes), str(len(summaries)), format_count(params), format_count(trainable), format_count(frozen),
                      accuracy("val"), accuracy("test"), _feature_seconds(summaries),
                      mean("train_seconds").format(1.0, 1)])
         if _finite(trainable) and _finite(frozen):
@@ -348,10 +349,6 @@ def _run_labels(runs: list[Path]) -> dict[str, Path]:
     """Each run by its folder's name, or parent/name where two runs share one (runs/a/last and runs/b/last)."""
     names = [r.name for r in runs]
     return {(r.name if names.count(r.name) == 1 else "/".join(r.parts[-2:])): r for r in runs}
-
-
-def _count(value: float) -> str:
-    return f"{value:,.0f}" if _finite(value) else "—"
 
 
 def _finite(value) -> bool:

@@ -152,14 +152,15 @@ def formatted_row(row: dict, sep: str = " ± ", trainable: bool = False) -> list
     """A table row as the strings every format shows (★ marks the best value by validation)."""
     out = [("★ " if row["best"] else "") + row["value"], str(row["n"])]
     for column, _, scale, digits in columns(trainable):
-        out.append(_params(row[column].mean) if column in COUNTS else row[column].format(scale, digits, sep))
+        out.append(format_count(row[column].mean) if column in COUNTS else row[column].format(scale, digits, sep))
     out.append(f"{row['delta'] * 100:+.2f}" if math.isfinite(row["delta"]) else "")
     out.append(f"{row['p_holm']:.3g}" if math.isfinite(row["p_holm"]) else "")
     return out
 
 
-def _params(value: float) -> str:
-    return f"{value:,.0f}" if math.isfinite(value) else "—"
+def format_count(value: float | None) -> str:
+    """A parameter count as 3,383,818, or — when unknown."""
+    return f"{value:,.0f}" if value is not None and math.isfinite(value) else "—"
 
 
 HEADINGS = headings()
