@@ -14,6 +14,12 @@ class ConfigError(CnnlabError, ValueError):
     """A configuration key or value is invalid."""
 
 
+def bad_value(param: str, owner: str, expected: str, got: object) -> ConfigError:
+    """The one message for a bad value, in scikit-learn's words:
+    "The 'dropout' parameter of rescnn must be a float in [0, 1). Got 2 instead." """
+    return ConfigError(f"The {param!r} parameter of {owner} must be {expected}. Got {got!r} instead.")
+
+
 class UnknownNameError(CnnlabError, KeyError):
     """A name (dataset, model, optimizer, ...) is not registered."""
 

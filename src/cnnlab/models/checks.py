@@ -6,11 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from ..errors import ConfigError
-
-
-def bad_value(param: str, owner: str, expected: str, got: object) -> ConfigError:
-    return ConfigError(f"The {param!r} parameter of {owner} must be {expected}. Got {got!r} instead.")
+from ..errors import ConfigError, bad_value
 
 
 def positive_int(value: object, param: str, owner: str) -> int:
