@@ -279,6 +279,35 @@ class RunFolder:
             raise RunError(f"{self.file(name)}: not a readable safetensors file ({exc}); "
                            f"retrain the run or restore the file") from None
 
+    def read_checkpoint(self, device="cpu") -> tuple[dict, dict, dict | None]:
+        """(tensors, training state, config it was trained with or None) of the last checkpoint."""
+        from safetensors import SafetensorError, safe_open
+
+        checkpoint = self.file(CHECKPOINT)
+        try:
+            with safe_open(checkpoint, framework="pt", device=str(device)) as source:
+                metadata = source.metadata() or {}
+                state = json.loads(metadata["state"])
+                config = json.loads(metadata["config"]) if "config" in metadata else None
+                tensors = {key: source.get_tensor(key) for key in source.keys()}
+        except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+            raise RunError(f"{checkpoint}: not a readable checkpoint ({exc}); delete it to train the run again "
+                           f"from epoch 1") from None
+        return tensors, state, config
+
+    def has(self, name: str) -> bool:
+        return self.file(name).exists()
+
+    def is_study(self) -> bool:
+        """Whether this folder is a study's (it holds the study manifest), not a run's."""
+        from .studyfolder import MANIFEST
+
+        return self.has(MANIFEST)
+
+    def remove_summary(self) -> None:
+        """Forget how the run ended (a resume continues it)."""
+        self.file(SUMMARY).unlink(missing_ok=True)
+
     # ---- predictions -----------------------------------------------------------------------
     def write_predictions(self, predictions: dict[str, Predictions], name: str = PREDICTIONS) -> None:
         arrays = {}

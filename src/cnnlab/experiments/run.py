@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..config import RunConfig, build_config, replace, to_dict
 from ..errors import CnnlabError, ConfigError, Interrupted
-from ..runfolder import CHECKPOINT, TENSORBOARD, WEIGHTS, Predictions, RunError, RunFolder, images_sha256
+from ..runfolder import CHECKPOINT, CONFIG, ENV, MODEL_SPEC, TENSORBOARD, WEIGHTS, Predictions, RunError, RunFolder, images_sha256
 from ..studyfolder import LockLost
 
 
@@ -286,22 +286,12 @@ def _positions(split):
 
 def _restore(folder: RunFolder, trainer, env: dict, config: RunConfig) -> None:
     """Load the last checkpoint into the trainer; only once it has loaded does a failed run's record go."""
-    from safetensors import SafetensorError, safe_open
-
     checkpoint = folder.file(CHECKPOINT)
-    try:
-        with safe_open(checkpoint, framework="pt", device=str(trainer.device)) as source:
-            metadata = source.metadata() or {}
-            meta = json.loads(metadata["state"])
-            saved = json.loads(metadata["config"]) if "config" in metadata else None
-            tensors = {key: source.get_tensor(key) for key in source.keys()}
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
-        raise RunError(f"{checkpoint}: not a readable checkpoint ({exc}); delete it to train the run again "
-                       f"from epoch 1") from None
+    tensors, meta, saved = folder.read_checkpoint(trainer.device)
     if saved is not None and saved != to_dict(config):
         current = to_dict(config)
         differ = _differing_keys(current, saved)
-        raise ConfigError(f"{folder.file('config.yaml')} differs from the config its checkpoint was trained with "
+        raise ConfigError(f"{folder.file(CONFIG)} differs from the config its checkpoint was trained with "
                           f"({', '.join(differ) or 'sections'}): restore those settings to resume, or train a new run "
                           f"with another --out")
     try:
@@ -311,7 +301,7 @@ def _restore(folder: RunFolder, trainer, env: dict, config: RunConfig) -> None:
         raise RunError(f"{checkpoint}: its training state does not fit this run's model and optimizer ({reason}); "
                        f"delete it to train the run again from epoch 1") from None
     folder.remove_temporaries()
-    folder.file("summary.json").unlink(missing_ok=True)  # a failed run resumes from its last good epoch
+    folder.remove_summary()  # a failed run resumes from its last good epoch
     folder.truncate_metrics(trainer.epoch)
     _note_resume(folder, env, trainer.epoch)
 
@@ -319,14 +309,14 @@ def _restore(folder: RunFolder, trainer, env: dict, config: RunConfig) -> None:
 def _start_over(folder: RunFolder, env: dict) -> None:
     """A run killed before its first checkpoint: nothing was kept, so it restarts from its config."""
     folder.remove_temporaries()
-    folder.file("summary.json").unlink(missing_ok=True)
+    folder.remove_summary()
     folder.truncate_metrics(0)
     _note_resume(folder, env, 0)
 
 
 def _note_resume(folder: RunFolder, env: dict, epoch: int) -> None:
     try:
-        saved_env = folder.read_env() if folder.file("env.json").exists() else dict(env)
+        saved_env = folder.read_env() if folder.has(ENV) else dict(env)
     except RunError:
         saved_env = dict(env)  # unreadable: write it again
     saved_env.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "epoch": epoch,
@@ -353,7 +343,7 @@ def _transfer_mode(module, augmentation) -> str | None:
 
 
 def _check_same_start(folder: RunFolder, weights: dict | None) -> None:
-    recorded = (folder.read_model_spec().get("weights") or {}) if folder.file("model.json").exists() else {}
+    recorded = (folder.read_model_spec().get("weights") or {}) if folder.has(MODEL_SPEC) else {}
     if recorded.get("sha256") != (weights or {}).get("sha256"):
         raise ConfigError(f"the pretrained weights {recorded.get('file') or (weights or {}).get('file')} changed since "
                           f"{folder.path} started (sha256 {str(recorded.get('sha256'))[:12]}… then, "

@@ -74,16 +74,17 @@ def pretrained_source(pretrained, weights, source: str | None, name: str) -> Wei
             if not folder.is_dir():
                 raise ConfigError(f"pretrained={pretrained!r}: {folder} is not a run folder; give `run:DIR` with the "
                                   f"folder of a finished `cnnlab train` run")
-            from ..runfolder import RunFolder
+            from ..runfolder import WEIGHTS, RunFolder
 
-            status = RunFolder(folder).status
+            run = RunFolder(folder)
+            status = run.status
             if status != "finished":
                 hint = " (a study's runs are its cell folders, e.g. STUDY/base/seed=0-…)" if \
-                    (folder / "study.json").exists() else ""
+                    run.is_study() else ""
                 raise ConfigError(f"pretrained={pretrained!r}: {folder} is {'an' if status[0] in 'aeiou' else 'a'} "
                                   f"{status} run, not a finished one{hint}; give the folder of a finished `cnnlab "
                                   f"train` run")
-            return WeightsSource("run", folder / "model.safetensors", run=folder)
+            return WeightsSource("run", run.file(WEIGHTS), run=folder)
         return WeightsSource("file", _existing_file(pretrained, f"pretrained of {owner}"))
     if pretrained is not True:
         raise ConfigError(f"model {owner!r}: pretrained must be true, false, a weights file or run:DIR, got "
