@@ -32,7 +32,7 @@ def wilson(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def add_shared_data() -> None:
     from cnnlab.data import add_local
-    from cnnlab.data.catalog import DATASETS
+    from cnnlab.data.datasets import DATASETS
 
     if not DATASETS.get("mnist").source.present() and (SHARED / "mnist").exists():
         add_local("mnist", SHARED / "mnist")

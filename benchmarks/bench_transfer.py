@@ -243,7 +243,7 @@ def main() -> None:
     env = {**os.environ, "CNNLAB_DATA": str(home), "CNNLAB_OFFLINE": "1"}
     os.environ.update(CNNLAB_DATA=str(home), CNNLAB_OFFLINE="1")
     from cnnlab.data import add_local
-    from cnnlab.data.catalog import DATASETS
+    from cnnlab.data.datasets import DATASETS
 
     if not DATASETS.get("cifar10").source.present():
         add_local("cifar10", a.archive)

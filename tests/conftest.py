@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from realdata import FASHION_DIR, REPO, SHARED_DATA, need  # noqa: F401 - shared with the tests
+from realdata import FASHION_DIR, SHARED_DATA, need
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +28,28 @@ def keep_torch_threads():
     yield
     if threads is not None:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def forget_imports(monkeypatch):
+    """Put sys.path back, and forget the cnnlab_test_* modules and the models a test loads into this process."""
+    from cnnlab.models import MODELS
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    modules, models = set(sys.modules), set(MODELS.names())
+    yield
+    for name in set(sys.modules) - modules:
+        if name.startswith("cnnlab_test_"):
+            del sys.modules[name]
+    for name in set(MODELS.names()) - models:
+        del MODELS._items[name]
+
+
+@pytest.fixture
+def weights_home(tmp_path, monkeypatch) -> Path:
+    """An empty folder of pretrained weights (CNNLAB_WEIGHTS)."""
+    monkeypatch.setenv("CNNLAB_WEIGHTS", str(tmp_path / "weights"))
+    return tmp_path / "weights"
 
 
 @pytest.fixture

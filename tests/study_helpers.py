@@ -1,4 +1,5 @@
-"""Study fixtures shared by test modules: a user's model module, and a study folder someone sent."""
+"""Study helpers shared by test modules: a study file written, a small study planned, a user's model
+module, and a study folder someone sent."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import yaml
 
 TINY = {"data": "digits", "model": "lenet5", "train": {"epochs": 1, "batch_size": 64, "threads": 1}}
+SMALL_BASE = {"data": "digits", "model": "lenet5", "train": {"epochs": 1, "batch_size": 64}}  # threads: the plan's
 SHADOWS = ("torch", "multiprocessing", "concurrent", "json", "yaml")  # names a planted file would shadow
 _OWN_MODEL = '''
 import json  # the real one: this module is loaded from its file, not through sys.path
@@ -26,6 +28,27 @@ class TinyNet(nn.Module):
 
 register_model("{model}", TinyNet, overwrite=True)
 '''
+
+
+def small_study(**fields):
+    """Study 's' on SMALL_BASE with `fields` (ablate=..., grid=..., seeds=...)."""
+    from cnnlab.experiments.plan import parse_study
+
+    return parse_study({"name": "s", "base": SMALL_BASE, **fields})
+
+
+def small_plan(threads: int = 1, **fields):
+    """small_study(**fields) planned with `threads` per cell."""
+    from cnnlab.experiments.plan import plan_study
+
+    return plan_study(small_study(**fields), threads)
+
+
+def write_study(folder: Path, study: dict, name: str | None = None) -> Path:
+    """`study` as the YAML file <folder>/<name or the study's name>.yaml."""
+    path = folder / f"{name or study['name']}.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
 
 
 def own_model_source(model: str) -> str:

@@ -3,50 +3,14 @@ exit code 2 with exactly one line on stderr that starts with 'error:'."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 
 import pytest
+from cli_helpers import assert_one_line_error, assert_png, table_row
 
 from cnnlab.data import DATASETS, data_home
 from cnnlab.errors import DataError, UnknownNameError
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def assert_one_line_error(result, *fragments: str) -> str:
-    """Exit 2, nothing on stdout, one 'error: …' line on stderr holding every fragment."""
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr, result.exception)
-    assert result.stdout == ""
-    assert result.stderr.startswith("error: ")
-    assert result.stderr.endswith("\n") and result.stderr.count("\n") == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr, (fragment, result.stderr)
-    return result.stderr
-
-
-def assert_png(path) -> None:
-    data = path.read_bytes()
-    assert len(data) > 1000
-    assert data[:8] == PNG_SIGNATURE
-    assert data[12:16] == b"IHDR"
-    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    assert width > 100 and height > 100
-    from PIL import Image
-
-    with Image.open(path) as image:
-        image.verify()
-
-
-def table_row(output: str, first_cell: str) -> list[str]:
-    """The cells of the rich table row whose first cell is `first_cell`."""
-    for line in output.splitlines():
-        cells = [c.strip() for c in line.strip().strip("│").split("│")]
-        if cells and cells[0] == first_cell:
-            return cells
-    raise AssertionError(f"no table row {first_cell!r} in:\n{output}")
-
 
 # ---- success -----------------------------------------------------------------------------------------
 
@@ -131,36 +95,6 @@ def test_data_add_mnist_reports_its_size(cli, shared_data):
     # and it is now on this machine
     listed = cli("data", "list")
     assert table_row(listed.stdout, "mnist")[4] == "yes"
-
-
-def test_quickstart_explores_and_runs_a_three_model_three_seed_study(cli, tmp_path):
-    """The README's main command, for real (about a minute): figures, a finished study, its table."""
-    import csv
-
-    name = "fashion-mnist" if DATASETS.get("fashion-mnist").source.present() else "digits"
-    result = cli("quickstart", "-o", tmp_path / "qs")
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    assert result.stdout.startswith(f"{name}: 10 classes")
-    assert "imbalance (train)" in result.stdout
-    assert_png(tmp_path / "qs" / f"{name}-grid.png")
-    assert_png(tmp_path / "qs" / f"{name}-hist.png")
-    rows = [r for r in csv.DictReader((tmp_path / "qs" / "results.csv").open()) if r["factor"] != "base"]
-    assert [(r["value"], r["seed"]) for r in rows] == [
-        (model, str(seed)) for seed in range(3)
-        for model in ("lenet5", "lenet5-activation_relu-pool_max", "rescnn-widths_16-32-64")]
-    for row in rows:
-        assert row["status"] == "finished" and row["factor"] == "model"
-        summary = json.loads((tmp_path / "qs" / "study" / row["cell"] / "summary.json").read_text())
-        assert summary["test"]["accuracy"] == pytest.approx(float(row["test_accuracy"]))
-        assert float(row["test_accuracy"]) > 0.6  # ten classes: chance is 0.1
-    assert "mean ± 95 % CI over seeds" in result.stdout and result.stdout.count("★") == 2  # legend, best row
-    assert "best by validation" in result.stdout or "the base value is the best" in result.stdout
-    assert "Wilcoxon cannot reach p < 0.05 with 3 seeds" in result.stdout
-    assert "epoch 1/" in result.stderr and "[9/9]" in result.stderr  # progress on stderr, the table on stdout
-    report = (tmp_path / "qs" / "report" / "report.html").read_text()
-    assert "report:" in result.stdout and report.count("data:image/png;base64,") == 6
-    again = cli("quickstart", "-o", tmp_path / "qs")  # finished cells are kept: nothing trains again
-    assert again.exit_code == 0 and "epoch 1/" not in again.stderr and "9 finished, 0 failed, 0 to run" in again.stderr
 
 
 # ---- errors: one line, exit 2 ------------------------------------------------------------------------

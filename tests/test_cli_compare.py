@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import assert_one_line_error, table_row
 from PIL import Image
 from scipy import stats
 from sklearn import metrics as skm
 from statsmodels.stats.proportion import proportion_confint
-from test_cli import assert_one_line_error, table_row
-
 
 BASE = {"data": "digits", "model": "lenet5", "train": {"epochs": 3, "lr": 0.01, "threads": 1}}
 # adam is the default optimizer: the base cell; base and sgd x 3 seeds = 6 runs

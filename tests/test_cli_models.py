@@ -74,9 +74,9 @@ def test_set_values_are_read_as_yaml(cli):
 
 
 @pytest.mark.parametrize(("setting", "fragments"), [
-    ("head", ["--set 'head' is not KEY=VALUE", "--set finetune=frozen"]),
-    ("=frozen", ["is not KEY=VALUE"]),
-    ("head=[256", ["--set 'head=[256': the value is not valid YAML", "head=[1024, 512]"]),
+    ("head", ["--set 'head' is not key=value", "--set finetune=frozen"]),
+    ("=frozen", ["is not key=value"]),
+    ("head=[256", ["--set 'head=[256': the value is not valid YAML", "[1024, 512]"]),
     ("finetune=most", ["finetune must be one of all, frozen, last:N", "'most'"]),
     ("widht=3", ["widht"]),
 ])

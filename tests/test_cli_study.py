@@ -12,9 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import yaml
-from test_cli import assert_one_line_error, table_row
+from cli_helpers import assert_one_line_error, table_row
 from cli_helpers import invoke_cli as invoke
+from run_helpers import snapshot
+from study_helpers import write_study
 
 from cnnlab.data import DATASETS
 from cnnlab.studyfolder import StudyFolder
@@ -26,19 +27,8 @@ STUDY = {
     "ablate": {"train.optimizer": ["adam", "sgd"]},
     "seeds": 2,
 }
+MANIFEST = "study.json"  # rewritten by every `study run`; the run files must stay as they are
 TABLE_TITLE = "train.optimizer (mean ± 95 % CI over seeds; ★ best by validation accuracy)"
-
-
-def write_study(folder: Path, study: dict = STUDY, name: str | None = None) -> Path:
-    path = folder / f"{name or study['name']}.yaml"
-    path.write_text(yaml.safe_dump(study))
-    return path
-
-
-def snapshot(folder: Path) -> dict:
-    """Every run file's bytes and mtime (the study's manifest aside)."""
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "study.json"}
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +39,12 @@ def ran(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CNNLAB_DATA", str(tmp_path_factory.mktemp("cli-study-home")))
         patch.setenv("CNNLAB_OFFLINE", "1")
-        study_file = write_study(folder)
+        study_file = write_study(folder, STUDY)
         out = folder / "out"
         first = invoke("study", "run", study_file, "--out", out, "-q")
-        files = snapshot(out)
+        files = snapshot(out, MANIFEST)
         second = invoke("study", "run", study_file, "--out", out, "-q")
-        files_after = snapshot(out)
+        files_after = snapshot(out, MANIFEST)
     torch.set_num_threads(threads)
     return SimpleNamespace(file=study_file, out=out, first=first, second=second, files=files,
                            files_after=files_after)
@@ -118,7 +108,7 @@ def test_study_run_writes_a_manifest(ran):
 
 
 def test_study_run_dry_run_lists_cells_and_an_estimate_and_runs_nothing(cli, tmp_path):
-    study_file = write_study(tmp_path)
+    study_file = write_study(tmp_path, STUDY)
     out = tmp_path / "dry"
     result = cli("study", "run", study_file, "--out", out, "--dry-run")
     assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
@@ -141,7 +131,7 @@ def test_dry_run_of_a_finished_study_shows_its_states(ran, cli):
     assert result.exit_code == 0, (result.stdout, result.stderr)
     for name in cell_names(ran.out):
         assert table_row(result.stdout, name)[1] == "finished"
-    assert snapshot(ran.out) == ran.files
+    assert snapshot(ran.out, MANIFEST) == ran.files
 
 
 def test_dry_run_plans_a_study_whose_data_is_not_here(cli, tmp_path):
@@ -204,21 +194,21 @@ def test_study_table_text_is_the_run_output(ran, cli):
 
 
 def test_unknown_executor(cli, tmp_path):
-    result = cli("study", "run", write_study(tmp_path), "--out", tmp_path / "o", "--executor", "slurm")
-    assert_one_line_error(result, "--executor must be one of local, process, ray", "'slurm'")
+    result = cli("study", "run", write_study(tmp_path, STUDY), "--out", tmp_path / "o", "--executor", "slurm")
+    assert_one_line_error(result, "'--executor' parameter of study run must be one of local, process, ray", "'slurm'")
     assert not (tmp_path / "o").exists()
 
 
 def test_workers_need_another_executor(cli, tmp_path):
-    result = cli("study", "run", write_study(tmp_path), "--out", tmp_path / "o", "--workers", "2")
+    result = cli("study", "run", write_study(tmp_path, STUDY), "--out", tmp_path / "o", "--workers", "2")
     assert_one_line_error(result, "--workers needs --executor process")
     assert not (tmp_path / "o").exists()
 
 
 def test_workers_must_be_positive(cli, tmp_path):
-    result = cli("study", "run", write_study(tmp_path), "--out", tmp_path / "o", "--workers", "0",
+    result = cli("study", "run", write_study(tmp_path, STUDY), "--out", tmp_path / "o", "--workers", "0",
                  "--executor", "process")
-    assert_one_line_error(result, "--workers must be at least 1")
+    assert_one_line_error(result, "'--workers' parameter of study run must be at least 1")
 
 
 def test_status_of_a_folder_that_is_no_study(cli, tmp_path):
@@ -250,7 +240,7 @@ def test_a_missing_study_file(cli, tmp_path):
 
 def test_table_format_errors(ran, cli, tmp_path):
     assert_one_line_error(cli("study", "table", ran.out, "--format", "html"),
-                          "--format must be text, markdown, csv or latex", "'html'")
+                          "'--format' parameter of study table must be one of text, csv, latex, markdown", "'html'")
     assert_one_line_error(cli("study", "table", ran.out, "-o", tmp_path / "t.txt"), "--out needs --format")
     assert not (tmp_path / "t.txt").exists()
 
@@ -259,4 +249,4 @@ def test_another_study_in_the_same_folder_is_refused(ran, cli, tmp_path):
     other = write_study(tmp_path, {**STUDY, "name": "other-study"})
     result = cli("study", "run", other, "--out", ran.out, "-q")
     assert_one_line_error(result, "holds study 'cli-study', not 'other-study'", "choose another --out")
-    assert snapshot(ran.out) == ran.files
+    assert snapshot(ran.out, MANIFEST) == ran.files

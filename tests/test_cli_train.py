@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from cli_helpers import assert_one_line_error, table_row
 from PIL import Image
-from test_cli import assert_one_line_error, table_row
 
 from cnnlab.config import FLAGS
 from cnnlab.data import load_dataset, prepare_splits
@@ -286,12 +286,12 @@ def test_predict_a_file_that_is_not_an_image_is_a_one_line_error(cli, trained, t
     text.write_text("not an image at all")
     assert_one_line_error(cli("predict", result.path, text), f"{text}: cannot read it as an image")
     assert_one_line_error(cli("predict", result.path, tmp_path / "missing.png"), "missing.png: no such image file")
-    assert_one_line_error(cli("predict", result.path, text, "--top", 0), "--top must be")
+    assert_one_line_error(cli("predict", result.path, text, "--top", 0), "'--top' parameter of predict must be")
 
 
 def test_predict_bad_invert_value(trained, tmp_path):
     result, dataset = trained
     png = tmp_path / "x.png"
     Image.fromarray(dataset["test"].images[0, 0]).save(png)
-    with pytest.raises(ConfigError, match="invert must be auto, yes or no. Got 'maybe' instead."):
+    with pytest.raises(ConfigError, match="'--invert' parameter of predict must be auto, yes or no. Got 'maybe' instead."):
         read_image(png, 1, (8, 8), "maybe", "dark")

@@ -144,3 +144,120 @@ def test_split_seed_draws_the_validation_split_apart_from_the_training_seed():
     subset = prepare_splits(digits, val=0.1, subset=200, seed=0)
     np.testing.assert_array_equal(subset["val"].items, a["val"].items)
     assert len(subset["train"]) == 200 and set(subset["train"].items) <= set(a["train"].items)
+
+
+# ---- the dump a cell's hash is made of ------------------------------------------------------------------
+
+# to_dict(RunConfig()) as it was before train.callbacks and the callback mappings existed: every study
+# cell's folder name ends in the hash of such a dump, so a key added with a default must leave it alone
+DEFAULT_DUMP = (
+    '{"data": {"name": "fashion-mnist", "val": 0.1, "carve_from": null, "test": 0.1, "subset": null, '
+    '"split_seed": 0}, "model": {"name": "rescnn"}, "augment": {"rotation": 0.0, "shift": 0.0, "scale": 0.0, '
+    '"shear": 0.0, "erasing": 0.0, "flip": false}, "train": {"epochs": 10, "batch_size": 128, "optimizer": "adam", '
+    '"lr": 0.001, "momentum": 0.9, "weight_decay": 0.0, "schedule": "none", "warmup_epochs": 0.0, "step_size": 10, '
+    '"step_gamma": 0.1, "grad_clip": null, "loss": "cross_entropy", "label_smoothing": 0.0, "focal_gamma": 2.0, '
+    '"focal_alpha": null, "class_weights": "none", "early_stopping": null, "reduce_lr_on_plateau": null, '
+    '"seed": 0, "threads": null, "device": "auto", "compile": "auto", "channels_last": true, "amp": "auto"}}')
+
+
+def test_the_default_dump_is_pinned_byte_for_byte():
+    import json
+
+    assert json.dumps(to_dict(RunConfig())) == DEFAULT_DUMP
+    assert json.dumps(RunConfig().model_dump(mode="json")) == DEFAULT_DUMP
+
+
+def test_a_patience_dumps_as_the_number_it_was_written_as():
+    for value in (3, {"patience": 3}, {"patience": 3, "factor": 0.1, "monitor": "val_loss"}):
+        config = build_config(overrides={"train.reduce_lr_on_plateau": value, "train.early_stopping": 8})
+        train = to_dict(config)["train"]
+        assert (train["reduce_lr_on_plateau"], train["early_stopping"]) == (3, 8)
+        assert "callbacks" not in train
+        assert config == build_config(overrides={"train.reduce_lr_on_plateau": 3, "train.early_stopping": 8})
+
+
+# ---- callbacks from the config -------------------------------------------------------------------------
+
+
+def test_a_callback_mapping_sets_its_options_and_dumps_them_all():
+    config = build_config(overrides=["train.reduce_lr_on_plateau={patience: 3, factor: 0.5, min_lr: 1e-5}"])
+    options = config.train.reduce_lr_on_plateau
+    assert (options.patience, options.factor, options.min_lr, options.monitor) == (3, 0.5, 1e-5, "val_loss")
+    assert to_dict(config)["train"]["reduce_lr_on_plateau"] == {
+        "monitor": "val_loss", "mode": "auto", "factor": 0.5, "patience": 3, "min_delta": 1e-4, "cooldown": 0,
+        "min_lr": 1e-5}
+    assert build_config(to_dict(config)) == config  # what config.yaml holds reads back the same
+
+
+def test_a_dotted_option_extends_a_patience():
+    config = build_config({"train": {"reduce_lr_on_plateau": 4}}, ["train.reduce_lr_on_plateau.factor=0.5"])
+    assert (config.train.reduce_lr_on_plateau.patience, config.train.reduce_lr_on_plateau.factor) == (4, 0.5)
+    alone = build_config(overrides=["train.early_stopping.monitor=val_loss"])
+    assert (alone.train.early_stopping.monitor, alone.train.early_stopping.patience) == ("val_loss", 5)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.reduce_lr_on_plateau={patience: 3, factor: 1.5}",
+     "The 'train.reduce_lr_on_plateau.factor' setting must be in (0, 1). Got 1.5 instead."),
+    ("train.reduce_lr_on_plateau={factr: 0.5}",
+     "unknown config key 'train.reduce_lr_on_plateau.factr'; did you mean train.reduce_lr_on_plateau.factor?"),
+    ("train.early_stopping={mode: up}",
+     "The 'train.early_stopping.mode' setting must be 'min', 'max' or 'auto'. Got 'up' instead."),
+    ("train.early_stopping={speed: 1}", "unknown config key 'train.early_stopping.speed'; the options of "
+                                        "EarlyStopping are monitor, mode, patience, min_delta, restore_best_weights"),
+    ("train.early_stopping=0", "The 'train.early_stopping' setting must be greater than or equal to 1. Got 0 instead."),
+    ("train.callbacks=[{name: reduce_lr_on_plateu}]", "The 'train.callbacks[0].name' setting must be one of "
+                                                      "'early_stopping', 'reduce_lr_on_plateau' (did you mean"),
+    ("train.callbacks=[{patience: 2}]", "The 'train.callbacks[0].name' setting is missing; it must be one of"),
+    ("train.callbacks=[{name: early_stopping}, {name: early_stopping, patiense: 2}]",
+     "unknown config key 'train.callbacks[1].patiense'; did you mean train.callbacks[1].patience?"),
+    ("train.callbacks=[5]", "The 'train.callbacks[0]' setting must be a mapping of a callback's name and options"),
+])
+def test_bad_callback_settings_name_the_key(override, message):
+    with pytest.raises(ConfigError) as info:
+        build_config(overrides=[override])
+    assert message in str(info.value)
+
+
+def test_the_callbacks_list_runs_after_the_two_shorthands_in_order():
+    config = build_config(overrides=["train.early_stopping=4", "train.reduce_lr_on_plateau=2",
+                                     "train.callbacks=[{name: reduce_lr_on_plateau, monitor: val_acc, factor: 0.5}]"])
+    settings = config.train.configured_callbacks()
+    assert [(s.name, s.options.patience) for s in settings] == [
+        ("early_stopping", 4), ("reduce_lr_on_plateau", 2), ("reduce_lr_on_plateau", 3)]
+    assert to_dict(config)["train"]["callbacks"] == [
+        {"name": "reduce_lr_on_plateau", "monitor": "val_acc", "mode": "auto", "factor": 0.5, "patience": 3,
+         "min_delta": 1e-4, "cooldown": 0, "min_lr": 0.0}]
+    assert build_config(to_dict(config)) == config
+    assert hash(config) == hash(build_config(to_dict(config)))  # still hashable, like every frozen config
+    assert build_config().train.configured_callbacks() == []
+
+
+def test_the_key_table_shows_the_callbacks_list_and_the_registered_names():
+    rows = {row["key"]: row for row in key_table()}
+    assert rows["train.callbacks"]["default"] == []
+    assert "NAME: early_stopping, reduce_lr_on_plateau or another registered" in rows["train.callbacks"]["meaning"]
+    assert rows["train.loss"]["meaning"] == "cross_entropy or focal"
+    assert "| `train.callbacks` | `[]` |" in markdown_key_table()
+
+
+# ---- key=value ------------------------------------------------------------------------------------------
+
+
+def test_parse_assignment_reads_the_value_as_yaml():
+    from cnnlab.config import parse_assignment, parse_assignments
+
+    assert parse_assignment("train.lr=3e-4") == ("train.lr", 3e-4)
+    assert parse_assignment(" model.widths = [8, 16] ") == ("model.widths", [8, 16])
+    assert parse_assignment("data.name=csv:a.csv,b.csv") == ("data.name", "csv:a.csv,b.csv")
+    assert parse_assignment("a=b=c") == ("a", "b=c")
+    assert parse_assignments(["augment.flip=true", "train.seed=3"]) == [("augment.flip", True), ("train.seed", 3)]
+    assert parse_assignments(None) == []
+    with pytest.raises(ConfigError) as info:
+        parse_assignment("train.lr")
+    assert str(info.value) == ("override 'train.lr' is not key=value; it must look like section.key=value "
+                               "(e.g. train.lr=3e-4)")
+    with pytest.raises(ConfigError) as info:
+        parse_assignment("=frozen", "--set", "KEY=VALUE (e.g. --set finetune=frozen)")
+    assert str(info.value) == ("--set '=frozen' is not key=value; it must look like KEY=VALUE "
+                               "(e.g. --set finetune=frozen)")

@@ -133,3 +133,16 @@ def test_mixed_case_names_are_suggested_once():
         assert all(c in registry for c in close)
     assert registry.suggest("vgg") == ["VGG11"]
     assert set(registry.suggest("Res")) == {"ResNet18", "ResNet50"}
+
+
+def test_unregister_removes_and_returns(models):
+    assert models.unregister("vgg11") == "V11"
+    assert "vgg11" not in models and len(models) == 2
+    with pytest.raises(UnknownNameError, match="unknown model 'vgg11'"):
+        models.unregister("vgg11")
+
+
+def test_one_of_ends_a_must_be_sentence(models):
+    assert models.one_of() == "one of 'resnet18', 'resnet50', 'vgg11'"
+    assert models.one_of("resnet5", quote=False).startswith("one of resnet18, resnet50, vgg11 (did you mean 'resnet5")
+    assert models.one_of("transformer") == "one of 'resnet18', 'resnet50', 'vgg11'"  # nothing close: no hint

@@ -1,15 +1,36 @@
-"""The typed, frozen run configuration: YAML files plus dotted overrides (train.lr=0.05), validated once."""
+"""The typed, frozen run configuration: YAML files plus dotted overrides (train.lr=0.05), validated once.
+
+The names train.optimizer, train.schedule, train.loss and the callbacks accept come from the engine's
+registries (OPTIMIZERS, SCHEDULES, LOSSES, CALLBACKS), so a module that registers one more makes it a
+valid value. Those registry modules import neither torch nor this module: reading them here is cheap
+and makes no cycle.
+"""
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_serializer,
+    model_serializer,
+)
 
+from .engine.callbacks import CALLBACKS, CallbackSetting, EarlyStopping, ReduceLROnPlateau
+from .engine.losses import LOSSES
+from .engine.optim import OPTIMIZERS, SCHEDULES
 from .errors import ConfigError
+from .registry import Registry
 from .yamlsize import check_yaml_size
 
 
@@ -41,29 +62,85 @@ class AugmentConfig(_Section):
     flip: bool = Field(False, description="horizontal flips (refused for datasets of characters)")
 
 
+def _registered(registry: Registry) -> AfterValidator:
+    """A name `registry` knows; the error lists the registered names and the closest ones."""
+
+    def check(name: str) -> str:
+        if name not in registry:
+            raise ValueError(f"must be {registry.one_of(name)}")
+        return name
+
+    return AfterValidator(check)
+
+
+_PATIENCE = TypeAdapter(Annotated[int, Field(ge=1)])
+
+
+def _patience_or_options(callback) -> BeforeValidator:
+    """train.early_stopping / train.reduce_lr_on_plateau: a patience N (every other option at the
+    callback's default) or a mapping of the callback's options, checked by its own option model."""
+    options_type = callback.Options
+
+    def parse(value):
+        if value is None or isinstance(value, options_type):
+            return value
+        if isinstance(value, Mapping):
+            return options_type.model_validate(dict(value))  # its errors name the option: train.KEY.OPTION
+        return options_type(patience=_PATIENCE.validate_python(value))
+
+    return BeforeValidator(parse)
+
+
+class _NamedCallback(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: Annotated[str, _registered(CALLBACKS)]
+
+
+def _callback_item(value):
+    """One entry of train.callbacks: {name: NAME, option: value, ...}."""
+    if isinstance(value, CallbackSetting):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValueError("must be a mapping of a callback's name and options, e.g. {name: reduce_lr_on_plateau, "
+                         "patience: 2, factor: 0.5}")
+    name = _NamedCallback.model_validate(dict(value)).name
+    return CallbackSetting.of(name, {k: v for k, v in value.items() if k != "name"})
+
+
+def _listing(names: Iterable[str]) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 class TrainConfig(_Section):
     epochs: int = Field(10, ge=1, description="passes over the training split")
     batch_size: int = Field(128, ge=1, description="images per step")
-    optimizer: Literal["sgd", "sgd_nesterov", "adagrad", "rmsprop", "adam", "adamw", "adamax", "nadam"] = Field(
-        "adam", description="sgd, sgd_nesterov, adagrad, rmsprop, adam, adamw, adamax, nadam")
+    optimizer: Annotated[str, _registered(OPTIMIZERS)] = Field("adam", description=_listing(OPTIMIZERS.names()))
     lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="base learning rate")
     momentum: float = Field(0.9, ge=0, lt=1, description="momentum of sgd / sgd_nesterov")
     weight_decay: float = Field(0.0, ge=0, description="L2 penalty (decoupled for adamw)")
-    schedule: Literal["none", "cosine", "onecycle", "step"] = Field(
-        "none", description="learning-rate schedule over all steps: none, cosine, onecycle, step")
+    schedule: Annotated[str, _registered(SCHEDULES)] = Field(
+        "none", description=f"learning-rate schedule over all steps: {_listing(SCHEDULES.names())}")
     warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up, in epochs (fractions allowed)")
     step_size: int = Field(10, ge=1, description="epochs between decays of the step schedule")
     step_gamma: float = Field(0.1, gt=0, le=1, description="decay factor of the step schedule")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
-    loss: Literal["cross_entropy", "focal"] = Field("cross_entropy", description="cross_entropy or focal")
+    loss: Annotated[str, _registered(LOSSES)] = Field("cross_entropy", description=_listing(LOSSES.names()))
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of either loss")
     focal_gamma: float = Field(2.0, ge=0, description="focusing parameter of the focal loss")
     focal_alpha: float | None = Field(None, gt=0, lt=1, description="scale of the focal loss")
     class_weights: Literal["none", "balanced", "sqrt_balanced"] | list[float] = Field(
         "none", description="none, balanced, sqrt_balanced (from the training labels) or a list per class")
-    early_stopping: int | None = Field(None, ge=1, description="patience in epochs on validation accuracy")
-    reduce_lr_on_plateau: int | None = Field(None, ge=1, description="patience in epochs on validation loss "
-                                                                     "(then lr x 0.1)")
+    early_stopping: Annotated[EarlyStopping.Options | None, _patience_or_options(EarlyStopping)] = Field(
+        None, description="patience in epochs on validation accuracy, or a mapping of the options "
+                          f"{', '.join(EarlyStopping.Options.model_fields)}")
+    reduce_lr_on_plateau: Annotated[ReduceLROnPlateau.Options | None, _patience_or_options(ReduceLROnPlateau)] = (
+        Field(None, description="patience in epochs on validation loss (then lr x 0.1), or a mapping of the options "
+                                f"{', '.join(ReduceLROnPlateau.Options.model_fields)}"))
+    callbacks: tuple[Annotated[CallbackSetting, BeforeValidator(_callback_item)], ...] = Field(
+        (),  # a tuple keeps the config hashable
+        description=f"more callbacks, each {{name: NAME, option: value, ...}}; NAME: {', '.join(CALLBACKS.names())} "
+                    f"or another registered in engine.callbacks.CALLBACKS")
     seed: int = Field(0, description="seed of the weights, batch order, augmentation and dropout")
     threads: int | None = Field(None, ge=1, description="CPU threads; part of the run because it changes results "
                                                         "(none: torch's default, recorded in config.yaml)")
@@ -74,6 +151,35 @@ class TrainConfig(_Section):
     channels_last: bool = Field(True, description="channels_last memory layout for model and inputs")
     amp: Literal["auto", "off", "bf16"] = Field("auto", description="bf16 autocast; auto = on where the hardware has native bf16 (CUDA, "
                                                      "CPUs with AVX512-BF16 or AMX)")
+
+    def configured_callbacks(self) -> list[CallbackSetting]:
+        """The callbacks this config asks for, in the order they run: early stopping, the plateau
+        reduction, then train.callbacks."""
+        own = [CallbackSetting(name=name, options=options) for name, options in
+               (("early_stopping", self.early_stopping), ("reduce_lr_on_plateau", self.reduce_lr_on_plateau))
+               if options is not None]
+        return [*own, *self.callbacks]
+
+    @field_serializer("early_stopping", "reduce_lr_on_plateau")
+    def _dump_patience_or_options(self, options):
+        """N when only the patience differs from the callback's defaults, as `train.early_stopping: N` reads,
+        so both spellings are the same config (and the same study cell)."""
+        if options is None:
+            return None
+        if options == type(options)(patience=options.patience):
+            return options.patience
+        return options.model_dump()
+
+    @field_serializer("callbacks")
+    def _dump_callbacks(self, settings):
+        return [{"name": setting.name, **setting.options.model_dump()} for setting in settings]
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        tree = handler(self)
+        if not self.callbacks:  # a config without them dumps, and hashes, as it did before the key existed
+            tree.pop("callbacks", None)
+        return tree
 
 
 class RunConfig(_Section):
@@ -97,14 +203,45 @@ def parse_value(text: str) -> Any:
     return value
 
 
+# settings whose number is short for one option: train.early_stopping: 5 is {patience: 5}
+_SHORT_FOR = {("train", "early_stopping"): "patience", ("train", "reduce_lr_on_plateau"): "patience"}
+
+
 def set_dotted(tree: dict, key: str, value: Any) -> None:
     parts = key.split(".")
     node = tree
-    for part in parts[:-1]:
+    for depth, part in enumerate(parts[:-1], 1):
+        option = _SHORT_FOR.get(tuple(parts[:depth]))
+        if option and isinstance(node.get(part), int) and not isinstance(node.get(part), bool):
+            node[part] = {option: node[part]}  # so train.reduce_lr_on_plateau.factor=0.5 keeps the patience
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"cannot set {key!r}: {part!r} is a value, not a section")
     node[parts[-1]] = value
+
+
+def parse_assignment(text: str, what: str = "override", example: str = "section.key=value (e.g. train.lr=3e-4)",
+                     strict: bool = False) -> tuple[str, Any]:
+    """`key=value` as (key, the value read as YAML like parse_value); `what` and `example` name the text
+    and its form in the error. strict: a value that is not valid YAML is an error, not a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"{what} {text!r} is not key=value; it must look like {example}")
+    if strict:
+        try:
+            yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or "not YAML"
+            raise ConfigError(f"{what} {text!r}: the value is not valid YAML ({problem}); write it as YAML, e.g. "
+                              f"[1024, 512] or last:2") from None
+    return key.strip(), parse_value(value.strip())
+
+
+def parse_assignments(texts: Iterable[str] | None, what: str = "override",
+                      example: str = "section.key=value (e.g. train.lr=3e-4)", strict: bool = False
+                      ) -> list[tuple[str, Any]]:
+    """Every `key=value` of `texts` parsed by parse_assignment, in order."""
+    return [parse_assignment(text, what, example, strict) for text in texts or []]
 
 
 def _known_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
@@ -118,13 +255,45 @@ def _known_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[st
     return keys
 
 
-def _explain(error: dict) -> str:
-    key = ".".join(str(p) for p in error["loc"])
+def _dotted(loc: tuple) -> str:
+    """('train', 'callbacks', 0, 'factor') -> 'train.callbacks[0].factor'"""
+    return "".join(f"[{part}]" if isinstance(part, int) else f"{'.' if i else ''}{part}" for i, part in enumerate(loc))
+
+
+def _callback_of(loc: tuple, tree: dict):
+    """The callback class whose options `loc` points into, if it does."""
+    if loc[:1] != ("train",) or len(loc) < 3:
+        return None
+    if loc[1] == "early_stopping":
+        return EarlyStopping
+    if loc[1] == "reduce_lr_on_plateau":
+        return ReduceLROnPlateau
+    if loc[1] == "callbacks" and isinstance(loc[2], int):
+        try:
+            return CALLBACKS.get(tree["train"]["callbacks"][loc[2]]["name"])
+        except (KeyError, IndexError, TypeError):
+            return None
+    return None
+
+
+def _explain(error: dict, tree: dict) -> str:
+    loc = error["loc"]
+    key = _dotted(loc)
     got = error.get("input")
     if error["type"] == "extra_forbidden":
+        callback = _callback_of(loc, tree)
+        if callback is not None:  # an unknown option of a callback: the callback's options are the choices
+            options = list(callback.Options.model_fields)
+            close = difflib.get_close_matches(str(loc[-1]), options, n=3, cutoff=0.6)
+            prefix = _dotted(loc[:-1])
+            hint = (f"; did you mean {', '.join(f'{prefix}.{c}' for c in close)}?" if close
+                    else f"; the options of {callback.__name__} are {', '.join(options)}")
+            return f"unknown config key {key!r}{hint}"
         close = difflib.get_close_matches(key, _known_keys(), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(_known_keys())}"
         return f"unknown config key {key!r}{hint}"
+    if error["type"] == "missing":  # only a callback's name can be
+        return f"The {key!r} setting is missing; it must be {CALLBACKS.one_of()}"
     message = error["msg"].replace("Input should be", "must be").replace("Value error, ", "")
     return f"The {key!r} setting {message[0].lower() + message[1:]}. Got {got!r} instead."
 
@@ -135,13 +304,16 @@ def build_config(tree: dict | None = None, overrides: list[str] | dict | None = 
     for section in ("data", "model"):  # `data: emnist-balanced` is short for `data: {name: emnist-balanced}`
         if isinstance(tree.get(section), str):
             tree[section] = {"name": tree[section]}
-    items = overrides.items() if isinstance(overrides, dict) else (_split_override(o) for o in overrides or [])
+    if isinstance(overrides, dict):
+        items = [(key, parse_value(value) if isinstance(value, str) else value) for key, value in overrides.items()]
+    else:
+        items = parse_assignments(overrides)
     for key, value in items:
-        set_dotted(tree, key, parse_value(value) if isinstance(value, str) else value)
+        set_dotted(tree, key, value)
     try:
         return RunConfig.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError("; ".join(_explain(e) for e in exc.errors())) from None
+        raise ConfigError("; ".join(_explain(e, tree) for e in exc.errors())) from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> RunConfig:
@@ -180,13 +352,6 @@ def replace(config: RunConfig, **changes) -> RunConfig:
     return build_config(to_dict(config), changes)
 
 
-def _split_override(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override {text!r} must look like section.key=value (e.g. train.lr=3e-4)")
-    return key.strip(), value.strip()
-
-
 def _deep_copy(tree: dict) -> dict:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in tree.items()}
 
@@ -207,7 +372,8 @@ def key_table() -> list[dict]:
     for section, section_model in RunConfig.model_fields.items():
         for name, field in section_model.annotation.model_fields.items():
             key = f"{section}.{name}"
-            rows.append({"key": key, "default": field.default, "flag": FLAGS.get(key, ""),
+            default = list(field.default) if isinstance(field.default, tuple) else field.default
+            rows.append({"key": key, "default": default, "flag": FLAGS.get(key, ""),
                          "meaning": field.description or ""})
     return rows
 

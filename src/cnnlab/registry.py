@@ -29,6 +29,11 @@ class Registry(Generic[T]):
 
         return add(obj) if obj is not None else add
 
+    def unregister(self, name: str) -> T:
+        """Remove `name` (UnknownNameError if it is not registered); returns what it held."""
+        self.get(name)
+        return self._items.pop(name)
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]
@@ -39,6 +44,14 @@ class Registry(Generic[T]):
         close = self.suggest(name)
         hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
         return f"unknown {self.kind} {name!r}: {hint}known: {', '.join(self.names())}"
+
+    def one_of(self, name: str | None = None, quote: bool = True) -> str:
+        """How a "must be ..." sentence about this kind ends: "one of 'a', 'b', 'c'", then the names
+        closest to `name` ("(did you mean 'b'?)") when it is given and something is close."""
+        known = ", ".join(repr(k) if quote else k for k in self.names())
+        close = self.suggest(name) if isinstance(name, str) else []
+        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        return f"one of {known}{hint}"
 
     def suggest(self, name: str, n: int = 3) -> list[str]:
         lowered = {k.lower(): k for k in self._items}

@@ -298,12 +298,6 @@ class RunFolder:
     def has(self, name: str) -> bool:
         return self.file(name).exists()
 
-    def is_study(self) -> bool:
-        """Whether this folder is a study's (it holds the study manifest), not a run's."""
-        from .studyfolder import MANIFEST
-
-        return self.has(MANIFEST)
-
     def remove_summary(self) -> None:
         """Forget how the run ended (a resume continues it)."""
         self.file(SUMMARY).unlink(missing_ok=True)

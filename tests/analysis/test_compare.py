@@ -1,7 +1,7 @@
-"""Is one model better than another (analysis/compare.py)? McNemar against scipy's binomial test and the
-textbook chi-square, the bootstrap on simulated data, and real runs: LeNet-5 on scikit-learn's digits
+"""Is one model better than another (analysis/compare.py)? Real runs: LeNet-5 on scikit-learn's digits
 (a few one- to three-epoch runs and a study of two cells over three seeds, built once for the module,
-about 10 s on 2 cores)."""
+about 10 s on 2 cores), paired by McNemar and the bootstrap (tested on their own in test_stats.py) and
+over seeds."""
 
 from __future__ import annotations
 
@@ -18,110 +18,18 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 from cnnlab.analysis.compare import (
-    EXACT_BELOW,
     Comparison,
+    Comparisons,
     accuracy_interval,
-    bootstrap_difference,
     compare,
     compare_groups,
     expand_studies,
     compare_runs,
     group_accuracies,
     is_single_run,
-    mcnemar,
 )
-from cnnlab.errors import DataError
-
-# ---- McNemar ----------------------------------------------------------------------------------------------
-
-
-def paired(both: int, only_a: int, only_b: int, neither: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Correctness of two classifiers on the same images with the given 2x2 counts, shuffled."""
-    a = np.array([1] * both + [1] * only_a + [0] * only_b + [0] * neither, bool)
-    b = np.array([1] * both + [0] * only_a + [1] * only_b + [0] * neither, bool)
-    order = np.random.default_rng(seed).permutation(len(a))
-    return a[order], b[order]
-
-
-@pytest.mark.parametrize("only_a, only_b", [(1, 0), (0, 3), (5, 5), (7, 2), (10, 3), (0, 12), (20, 4), (2, 21)])
-def test_mcnemar_exact_is_the_two_sided_binomial_test_on_the_discordant_pairs(only_a, only_b):
-    a, b = paired(40, only_a, only_b, 9)
-    p, details = mcnemar(a, b)
-    assert details["exact"] is True
-    assert details["table"] == [[40, only_a], [only_b, 9]]
-    assert (details["only_a_right"], details["only_b_right"]) == (only_a, only_b)
-    expected = stats.binomtest(only_a, only_a + only_b, 0.5, alternative="two-sided").pvalue
-    assert p == pytest.approx(expected, rel=1e-9)
-    # the concordant pairs do not matter
-    assert mcnemar(*paired(3, only_a, only_b, 100, seed=1))[0] == pytest.approx(p, rel=1e-12)
-
-
-@pytest.mark.parametrize("only_a, only_b", [(15, 10), (12, 13), (30, 5), (0, 40), (60, 45)])
-def test_mcnemar_chi_square_with_continuity_correction_for_many_discordant_pairs(only_a, only_b):
-    a, b = paired(100, only_a, only_b, 20)
-    p, details = mcnemar(a, b)
-    assert details["exact"] is False
-    statistic = (abs(only_a - only_b) - 1) ** 2 / (only_a + only_b)
-    assert details["statistic"] == pytest.approx(statistic)
-    assert p == pytest.approx(stats.chi2.sf(statistic, df=1), rel=1e-9)
-
-
-def test_mcnemar_switches_to_chi_square_at_exact_below():
-    assert mcnemar(*paired(10, EXACT_BELOW - 1, 0, 10))[1]["exact"] is True
-    assert mcnemar(*paired(10, EXACT_BELOW, 0, 10))[1]["exact"] is False
-    assert mcnemar(*paired(10, 12, EXACT_BELOW - 12, 10))[1]["exact"] is False
-
-
-def test_mcnemar_without_discordant_pairs_is_p_one():
-    a = np.array([1, 1, 0, 1], bool)
-    p, details = mcnemar(a, a.copy())
-    assert p == 1.0
-    assert details["only_a_right"] == details["only_b_right"] == 0
-
-
-def test_mcnemar_is_symmetric():
-    a, b = paired(50, 9, 3, 5)
-    assert mcnemar(a, b)[0] == pytest.approx(mcnemar(b, a)[0])
-    assert mcnemar(b, a)[1]["only_a_right"] == 3
-
-
-# ---- bootstrap -------------------------------------------------------------------------------------------
-
-
-def simulated(n: int, seed: int = 0, p_a: float = 0.8, p_b: float = 0.7):
-    rng = np.random.default_rng(seed)
-    return rng.random(n) < p_a, rng.random(n) < p_b
-
-
-def test_bootstrap_contains_the_true_and_the_observed_difference():
-    a, b = simulated(2000)
-    low, high = bootstrap_difference(a, b)
-    assert low < 0.1 < high  # the true difference 0.8 - 0.7
-    observed = a.mean() - b.mean()
-    assert low < observed < high
-    # about the normal approximation's width: 1.96 standard errors of the mean difference either side
-    se = (a.astype(int) - b.astype(int)).std(ddof=1) / math.sqrt(len(a))
-    assert (high - low) / 2 == pytest.approx(1.96 * se, rel=0.1)
-
-
-def test_bootstrap_is_reproducible_with_the_same_seed():
-    a, b = simulated(500)
-    assert bootstrap_difference(a, b, 2000, seed=3) == bootstrap_difference(a, b, 2000, seed=3)
-    assert bootstrap_difference(a, b, 2000, seed=3) != bootstrap_difference(a, b, 2000, seed=4)
-
-
-def test_bootstrap_is_narrower_with_more_examples_and_a_lower_level():
-    small, large = simulated(200, seed=1), simulated(5000, seed=1)
-    width = lambda ci: ci[1] - ci[0]  # noqa: E731
-    assert width(bootstrap_difference(*large, 2000)) < width(bootstrap_difference(*small, 2000)) / 3
-    a, b = small
-    assert width(bootstrap_difference(a, b, 2000, level=0.8)) < width(bootstrap_difference(a, b, 2000, level=0.99))
-
-
-def test_bootstrap_of_identical_classifiers_is_zero():
-    a, _ = simulated(300)
-    assert bootstrap_difference(a, a, 1000) == (0.0, 0.0)
-
+from cnnlab.analysis.stats import EXACT_BELOW
+from cnnlab.errors import ConfigError, DataError
 
 # ---- the Comparison's sentence ------------------------------------------------------------------------------
 
@@ -442,3 +350,50 @@ def test_a_study_folder_stands_for_its_values(runs):
     [result] = compare([study])
     direct = compare_groups(study / "base", study / "optimizer=sgd")
     assert result.kind == "seeds" and result.p == direct.p and result.p_holm is None
+
+
+# ---- what compare() returns -----------------------------------------------------------------------------
+
+
+def test_compare_of_runs_gives_the_pairs_and_each_runs_wilson_interval(runs):
+    paths = [runs["good"], runs["weak"], runs["good_seed1"]]
+    found = compare(paths, split="val", alpha=0.01, resamples=300)
+    assert isinstance(found, Comparisons) and (found.split, found.alpha) == ("val", 0.01)
+    assert len(found) == 3 and list(found) == found.results and found[1] is found.results[1]
+    assert [interval.path for interval in found.intervals] == paths
+    for interval, path in zip(found.intervals, paths):
+        assert (interval.accuracy, interval.low, interval.high) == pytest.approx(accuracy_interval(path, "val"))
+        assert interval.low < interval.accuracy < interval.high
+    assert found.sentences() == [r.sentence(0.01) for r in found.results]
+
+
+def test_compare_of_folders_of_seeds_has_no_intervals(runs):
+    found = compare([runs["study"]])
+    assert len(found.results) == 1 and found.intervals == []
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"split": "train"}, "The '--split' parameter of compare must be test or val. Got 'train' instead."),
+    ({"alpha": 2}, "The '--alpha' parameter of compare must be a significance level between 0 and 1 (e.g. 0.05). "
+                   "Got 2 instead."),
+    ({"resamples": 0}, "The '--resamples' parameter of compare must be a whole number of bootstrap resamples, 1 or "
+                       "more (10,000 is usual). Got 0 instead."),
+])
+def test_compare_refuses_bad_settings_in_the_one_template(runs, kwargs, message):
+    with pytest.raises(ConfigError) as caught:
+        compare([runs["good"], runs["weak"]], **kwargs)
+    assert str(caught.value) == message
+
+
+def test_compare_says_what_a_path_is_that_it_cannot_compare(runs, tmp_path):
+    bare = shutil.copytree(runs["good"], tmp_path / "bare")
+    (bare / "predictions.npz").unlink()
+    with pytest.raises(DataError, match=f"{bare} is a run without predictions.npz; write it with `cnnlab evaluate"):
+        compare([runs["good"], bare])
+    unfinished = shutil.copytree(runs["good"], tmp_path / "unfinished")
+    (unfinished / "summary.json").unlink()
+    with pytest.raises(DataError, match="is an unfinished run .summary.json is missing.; finish it with `cnnlab train"):
+        compare([runs["good"], unfinished])
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="file is a file, not a run folder; give run folders, folders of seeds"):
+        compare([runs["good"], tmp_path / "file"])

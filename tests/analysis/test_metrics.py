@@ -22,6 +22,7 @@ from cnnlab.analysis.metrics import (
     most_confused_pairs,
     per_class_table,
     read_run_predictions,
+    row_normalised,
 )
 from cnnlab.errors import CnnlabError, DataError
 from cnnlab.runfolder import Predictions, RunFolder
@@ -137,6 +138,15 @@ def test_confusion_counts_and_row_normalised():
     np.testing.assert_allclose(normalised, [[3 / 4, 1 / 4, 0, 0], [0, 1, 0, 0], [1 / 2, 0, 1 / 2, 0], [0, 0, 0, 0]])
     assert np.isfinite(normalised).all()  # a class with no support gives a zero row, not NaN
     np.testing.assert_allclose(normalised[:3].sum(axis=1), 1.0)
+
+
+def test_row_normalised_divides_each_row_by_its_support():
+    counts = np.array([[3, 1], [0, 0], [2, 6]])
+    shares = row_normalised(counts)
+    np.testing.assert_allclose(shares, [[0.75, 0.25], [0, 0], [0.25, 0.75]])
+    assert shares.dtype == np.float64 and counts.tolist() == [[3, 1], [0, 0], [2, 6]]  # the counts stay as they were
+    np.testing.assert_array_equal(confusion(TINY_LABELS, TINY_PREDICTED, 4, normalize=True),
+                                  row_normalised(confusion(TINY_LABELS, TINY_PREDICTED, 4)))
 
 
 def test_confusion_class_predicted_but_never_true_has_a_zero_row_and_a_filled_column():

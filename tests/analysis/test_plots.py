@@ -179,6 +179,16 @@ def test_confusion_heatmap_of_a_real_run(run, tmp_path):
     assert set(source.classes) <= set(svg_texts(root))
 
 
+def test_confusion_heatmap_shows_the_row_normalised_matrix():
+    from cnnlab.analysis.metrics import row_normalised
+
+    counts = np.array([[3, 1, 0], [0, 0, 0], [2, 0, 6]])
+    shown = confusion_heatmap(counts, ["a", "b", "c"]).axes[0].images[0].get_array()
+    np.testing.assert_array_equal(np.asarray(shown), row_normalised(counts))
+    raw = confusion_heatmap(counts, ["a", "b", "c"], normalize=False).axes[0].images[0].get_array()
+    np.testing.assert_array_equal(np.asarray(raw), counts)
+
+
 def test_confusion_heatmap_labels_all_62_emnist_classes(tmp_path):
     rng = np.random.default_rng(0)
     matrix = rng.integers(0, 4, (62, 62)) + np.eye(62, dtype=int) * 50

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 
 import pytest
+from report_helpers import chromium_dom
 
 from cnnlab.analysis.report import write_report
 from cnnlab.errors import DataError
@@ -23,20 +22,6 @@ def study(tmp_path_factory):
     run_study({"name": "rep", "base": {"data": "digits", "model": "lenet5", "train": {"epochs": 2, "threads": 1}},
                "ablate": {"train.optimizer": ["sgd"]}, "seeds": 2}, out, progress=False)
     return out
-
-
-def chromium_dom(page) -> str:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("chromium is missing: scripts/install.sh installs Debian's chromium")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    result = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                             "--disable-component-update", "--disable-sync", "--no-first-run",
-                             "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
 
 
 def test_a_study_report_renders_in_chromium_with_every_figure(study, tmp_path):

@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnlab.analysis.select import Candidate, candidates_from, normalise, parse_weights, rank, select
+from cnnlab.analysis.select import (
+    Candidate,
+    candidates_from,
+    normalise,
+    pareto_figures,
+    parse_weights,
+    rank,
+    select,
+    write_pareto_figures,
+)
 from cnnlab.errors import ConfigError, DataError
 
 
@@ -48,6 +57,34 @@ def test_the_weights_decide_between_an_accurate_slow_model_and_a_fast_one():
     assert scored[0].parts == {"accuracy": 1.0, "size": 1.0}
     with pytest.raises(DataError, match="top5 is not known"):
         rank([by_hand("a", 0.9, 1.0, 10), by_hand("b", 0.8, 2.0, 20)], {"top5": 1})
+
+
+def test_normalisation_is_refused_in_the_one_template():
+    with pytest.raises(ConfigError) as caught:
+        normalise(np.array([1.0, 2.0]), True, "log")
+    assert str(caught.value) == ("The '--normalisation' parameter of select must be one of minmax, rank, zscore. "
+                                 "Got 'log' instead.")
+    with pytest.raises(ConfigError, match="The '--normalisation' parameter of select"):
+        select(["anything"], normalisation="log")  # before any folder is read
+
+
+def test_pareto_figures_of_accuracy_against_latency_and_size(tmp_path):
+    from matplotlib.figure import Figure
+
+    candidates = [by_hand("big", 0.95, 10.0, 1_000_000), by_hand("small", 0.90, 1.0, 50_000),
+                  by_hand("dominated", 0.80, 12.0, 2_000_000)]
+    figures = pareto_figures(candidates)
+    assert list(figures) == ["pareto-latency", "pareto-size"]
+    assert all(type(f) is Figure for f in figures.values())
+    latency, size = (figures[s].axes[0] for s in ("pareto-latency", "pareto-size"))
+    assert latency.get_xlabel().startswith("latency, ms per image (batch 1)")
+    assert size.get_xlabel().startswith("parameters")
+    assert latency.get_ylabel().startswith("validation accuracy")
+    assert {t.get_text() for t in latency.texts} == {"big", "small", "dominated"}
+    written = write_pareto_figures(candidates, tmp_path / "fig")
+    assert [p.name for p in written] == ["pareto-latency.png", "pareto-latency.svg", "pareto-size.png",
+                                         "pareto-size.svg"]
+    assert all(p.parent == tmp_path / "fig" and p.stat().st_size > 0 for p in written)
 
 
 def test_a_real_study_is_ranked_on_validation_accuracy_and_measured_speed(tmp_path):

@@ -1,15 +1,29 @@
 """analysis/stats.py against textbook values: Student-t intervals, Wilson intervals, the smallest
-Wilcoxon p, paired tests (Student's sleep data) and Holm's step-down correction by hand."""
+Wilcoxon p, paired tests (Student's sleep data), Holm's step-down correction by hand, McNemar against
+scipy's binomial test and the textbook chi-square, and the bootstrap on simulated data."""
 
 from __future__ import annotations
 
 import math
 from statistics import NormalDist
 
+import numpy as np
 import pytest
 from scipy import stats
 
-from cnnlab.analysis.stats import MeanCI, holm, mean_ci, paired_test, wilcoxon_min_p, wilson_interval
+from cnnlab.analysis.stats import (
+    EXACT_BELOW,
+    MeanCI,
+    bootstrap_difference,
+    check_alpha,
+    holm,
+    mcnemar,
+    mean_ci,
+    paired_test,
+    wilcoxon_min_p,
+    wilson_interval,
+)
+from cnnlab.errors import ConfigError
 
 # Student (1908) / Cushny & Peebles: extra hours of sleep with two drugs, the same ten patients
 SLEEP_1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]
@@ -217,3 +231,110 @@ def test_holm_is_never_below_the_raw_p_and_keeps_the_order():
     assert all(a >= raw for a, raw in zip(adjusted, p))
     order = sorted(range(len(p)), key=p.__getitem__)
     assert [adjusted[i] for i in order] == sorted(adjusted)
+
+
+# ---- McNemar ----------------------------------------------------------------------------------------------
+
+
+def paired(both: int, only_a: int, only_b: int, neither: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Correctness of two classifiers on the same images with the given 2x2 counts, shuffled."""
+    a = np.array([1] * both + [1] * only_a + [0] * only_b + [0] * neither, bool)
+    b = np.array([1] * both + [0] * only_a + [1] * only_b + [0] * neither, bool)
+    order = np.random.default_rng(seed).permutation(len(a))
+    return a[order], b[order]
+
+
+@pytest.mark.parametrize("only_a, only_b", [(1, 0), (0, 3), (5, 5), (7, 2), (10, 3), (0, 12), (20, 4), (2, 21)])
+def test_mcnemar_exact_is_the_two_sided_binomial_test_on_the_discordant_pairs(only_a, only_b):
+    a, b = paired(40, only_a, only_b, 9)
+    p, details = mcnemar(a, b)
+    assert details["exact"] is True
+    assert details["table"] == [[40, only_a], [only_b, 9]]
+    assert (details["only_a_right"], details["only_b_right"]) == (only_a, only_b)
+    expected = stats.binomtest(only_a, only_a + only_b, 0.5, alternative="two-sided").pvalue
+    assert p == pytest.approx(expected, rel=1e-9)
+    # the concordant pairs do not matter
+    assert mcnemar(*paired(3, only_a, only_b, 100, seed=1))[0] == pytest.approx(p, rel=1e-12)
+
+
+@pytest.mark.parametrize("only_a, only_b", [(15, 10), (12, 13), (30, 5), (0, 40), (60, 45)])
+def test_mcnemar_chi_square_with_continuity_correction_for_many_discordant_pairs(only_a, only_b):
+    a, b = paired(100, only_a, only_b, 20)
+    p, details = mcnemar(a, b)
+    assert details["exact"] is False
+    statistic = (abs(only_a - only_b) - 1) ** 2 / (only_a + only_b)
+    assert details["statistic"] == pytest.approx(statistic)
+    assert p == pytest.approx(stats.chi2.sf(statistic, df=1), rel=1e-9)
+
+
+def test_mcnemar_switches_to_chi_square_at_exact_below():
+    assert mcnemar(*paired(10, EXACT_BELOW - 1, 0, 10))[1]["exact"] is True
+    assert mcnemar(*paired(10, EXACT_BELOW, 0, 10))[1]["exact"] is False
+    assert mcnemar(*paired(10, 12, EXACT_BELOW - 12, 10))[1]["exact"] is False
+
+
+def test_mcnemar_without_discordant_pairs_is_p_one():
+    a = np.array([1, 1, 0, 1], bool)
+    p, details = mcnemar(a, a.copy())
+    assert p == 1.0
+    assert details["only_a_right"] == details["only_b_right"] == 0
+
+
+def test_mcnemar_is_symmetric():
+    a, b = paired(50, 9, 3, 5)
+    assert mcnemar(a, b)[0] == pytest.approx(mcnemar(b, a)[0])
+    assert mcnemar(b, a)[1]["only_a_right"] == 3
+
+
+# ---- bootstrap -------------------------------------------------------------------------------------------
+
+
+def simulated(n: int, seed: int = 0, p_a: float = 0.8, p_b: float = 0.7):
+    rng = np.random.default_rng(seed)
+    return rng.random(n) < p_a, rng.random(n) < p_b
+
+
+def test_bootstrap_contains_the_true_and_the_observed_difference():
+    a, b = simulated(2000)
+    low, high = bootstrap_difference(a, b)
+    assert low < 0.1 < high  # the true difference 0.8 - 0.7
+    observed = a.mean() - b.mean()
+    assert low < observed < high
+    # about the normal approximation's width: 1.96 standard errors of the mean difference either side
+    se = (a.astype(int) - b.astype(int)).std(ddof=1) / math.sqrt(len(a))
+    assert (high - low) / 2 == pytest.approx(1.96 * se, rel=0.1)
+
+
+def test_bootstrap_is_reproducible_with_the_same_seed():
+    a, b = simulated(500)
+    assert bootstrap_difference(a, b, 2000, seed=3) == bootstrap_difference(a, b, 2000, seed=3)
+    assert bootstrap_difference(a, b, 2000, seed=3) != bootstrap_difference(a, b, 2000, seed=4)
+
+
+def test_bootstrap_is_narrower_with_more_examples_and_a_lower_level():
+    small, large = simulated(200, seed=1), simulated(5000, seed=1)
+    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    assert width(bootstrap_difference(*large, 2000)) < width(bootstrap_difference(*small, 2000)) / 3
+    a, b = small
+    assert width(bootstrap_difference(a, b, 2000, level=0.8)) < width(bootstrap_difference(a, b, 2000, level=0.99))
+
+
+def test_bootstrap_of_identical_classifiers_is_zero():
+    a, _ = simulated(300)
+    assert bootstrap_difference(a, a, 1000) == (0.0, 0.0)
+
+
+# ---- the significance level ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.001, 0.5])
+def test_check_alpha_takes_a_level_between_0_and_1(alpha):
+    check_alpha(alpha, "compare")
+
+
+@pytest.mark.parametrize("alpha", [0, 1, 1.5, -0.1, True, "0.05", None])
+def test_check_alpha_refuses_anything_else_in_the_one_template(alpha):
+    with pytest.raises(ConfigError) as caught:
+        check_alpha(alpha, "compare")
+    assert str(caught.value) == (f"The '--alpha' parameter of compare must be a significance level between 0 and 1 "
+                                 f"(e.g. 0.05). Got {alpha!r} instead.")

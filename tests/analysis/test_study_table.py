@@ -17,16 +17,21 @@ from scipy import stats
 
 from cnnlab.analysis.study_table import (
     COLUMNS,
-    HEADINGS,
+    TABLE_FORMATS,
     _latex_escape,
     collect_results,
     formatted_row,
+    headings,
+    render_tables,
     study_tables,
     to_csv,
     to_latex,
     to_markdown,
 )
+from cnnlab.errors import ConfigError, UnknownNameError
 from cnnlab.experiments.study import open_study, run_study, write_manifest
+
+HEADINGS = headings()  # the columns every study has
 
 SEEDS = 3
 # lr 1e-4 learns almost nothing in one epoch, lr 0.01 a lot: the lr factor has a clear winner.
@@ -297,6 +302,32 @@ def test_latex(tables):
     assert len(body) == 3 + sum(len(t.rows) for t in tables.values())  # a heading per table, then the rows
     assert all(line.count(" & ") == len(HEADINGS) - 1 for line in body)
     assert "% train.lr: " + tables["train.lr"].verdict in text
+
+
+def test_render_tables_in_each_registered_format(tables):
+    ordered = list(tables.values())
+    assert TABLE_FORMATS.names() == ["csv", "latex", "markdown"]
+    assert render_tables(ordered, "markdown") == to_markdown(ordered)
+    assert render_tables(ordered, "csv") == to_csv(ordered)
+    assert render_tables(ordered, "latex") == to_latex(ordered)
+    assert render_tables(ordered) == to_markdown(ordered)
+
+
+def test_render_tables_names_the_formats_for_an_unknown_one(tables):
+    with pytest.raises(UnknownNameError) as caught:
+        render_tables(list(tables.values()), "html")
+    assert str(caught.value) == "unknown table format (--format) 'html': known: csv, latex, markdown"
+    with pytest.raises(UnknownNameError, match="did you mean 'latex'"):
+        render_tables(list(tables.values()), "latx")
+    with pytest.raises(ConfigError, match="must be one of csv, latex, markdown. Got None instead"):
+        render_tables(list(tables.values()), None)
+
+
+def test_study_tables_refuses_a_bad_alpha_in_the_one_template(study):
+    with pytest.raises(ConfigError) as caught:
+        study_tables(study, alpha=1.5)
+    assert str(caught.value) == ("The '--alpha' parameter of study_tables must be a significance level between 0 "
+                                 "and 1 (e.g. 0.05). Got 1.5 instead.")
 
 
 def test_latex_escape():

@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 
 from cnnlab.data import add_local, load_dataset
-from cnnlab.data import sources
+from cnnlab.data import download
 from cnnlab.data.cache import arrays_dir, data_home, raw_dir, source_key
 from cnnlab.data.emnist import MAPPING_SHA256, member_specs
 from cnnlab.data.idx import MAX_IDX_BYTES, read_idx, write_idx
-from cnnlab.data.sources import RemoteFile, extract_zip_members, file_digest
+from cnnlab.data.download import RemoteFile, extract_zip_members, file_digest
 from cnnlab.errors import ChecksumError, DataError
 from realdata import need
 
@@ -231,7 +231,7 @@ def test_member_claiming_a_huge_size_is_refused_before_reading(cli, tmp_path, em
 
 
 def test_member_of_unknown_size_is_capped(tmp_path, monkeypatch):
-    monkeypatch.setattr(sources, "MAX_MEMBER_BYTES", 1 << 20)
+    monkeypatch.setattr(download, "MAX_MEMBER_BYTES", 1 << 20)
     bomb = make_zip(tmp_path / "bomb.zip", {"x.gz": bytes(4 << 20)}, zipfile.ZIP_DEFLATED)
     assert bomb.stat().st_size < 20_000  # 4 MiB of zeros, deflated
     target = tmp_path / "target"
@@ -242,7 +242,7 @@ def test_member_of_unknown_size_is_capped(tmp_path, monkeypatch):
 
 def test_member_whose_header_understates_its_size_is_refused(tmp_path, monkeypatch):
     """The header says 100 bytes; the member really inflates to 4 MiB. Nothing past the claim is kept."""
-    monkeypatch.setattr(sources, "MAX_MEMBER_BYTES", 1 << 20)
+    monkeypatch.setattr(download, "MAX_MEMBER_BYTES", 1 << 20)
     liar = make_zip(tmp_path / "liar.zip", {"x.gz": bytes(4 << 20)}, zipfile.ZIP_DEFLATED)
     patch_sizes(liar, 100)
     target = tmp_path / "target"
@@ -263,10 +263,10 @@ def test_member_larger_than_nists_file_is_refused(tmp_path, emnist_folder):
 
 def test_copy_cap_holds_while_reading():
     """The cap is enforced on the bytes that arrive, whatever a header said."""
-    with pytest.raises(sources._TooLarge):
-        sources._copy_capped(io.BytesIO(bytes(3 << 20)), io.BytesIO(), 2 << 20)
+    with pytest.raises(download._TooLarge):
+        download._copy_capped(io.BytesIO(bytes(3 << 20)), io.BytesIO(), 2 << 20)
     out = io.BytesIO()
-    sources._copy_capped(io.BytesIO(bytes(2 << 20)), out, 2 << 20)
+    download._copy_capped(io.BytesIO(bytes(2 << 20)), out, 2 << 20)
     assert len(out.getvalue()) == 2 << 20
 
 
@@ -313,10 +313,10 @@ def test_content_checksum_is_streamed_and_refuses_garbage(tmp_path):
     payload = np.random.default_rng(0).integers(0, 256, 3 << 20, dtype=np.uint8).tobytes()
     path = tmp_path / "x.gz"
     path.write_bytes(gzip.compress(payload, compresslevel=1))
-    assert sources.content_digest(path) == hashlib.sha256(payload).hexdigest()
+    assert download.content_digest(path) == hashlib.sha256(payload).hexdigest()
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(DataError, match="corrupt or truncated gzip"):
-        sources.content_digest(path)
+        download.content_digest(path)
 
 
 # ---- CIFAR tar members -----------------------------------------------------------------------------
@@ -358,8 +358,8 @@ if mode == "store":  # stop inside store_arrays, its staging folder written, bef
     from cnnlab.data import load_dataset
     load_dataset("mnist", progress=False)
 else:  # stop inside copy_verified, its temp file written, before the rename
-    import cnnlab.data.sources as sources
-    sources.mismatch = hang
+    import cnnlab.data.download as download
+    download.mismatch = hang
     from cnnlab.data import add_local
     add_local("mnist", sys.argv[3])
 """

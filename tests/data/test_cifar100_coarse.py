@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cli_helpers import assert_one_line_error, table_row
+from data_helpers import make_archive, py2_pickle
 
 from cnnlab.analysis.crosseval import crosseval, label_mapping
 from cnnlab.data.cache import data_home
-from cnnlab.data.cifar import cifar100_fine_to_coarse, read_fine_to_coarse
+from cnnlab.data.cifar import read_fine_to_coarse
+from cnnlab.data.load import cifar100_fine_to_coarse
 from cnnlab.errors import ConfigError, DataError
-from test_cifar import make_archive, py2_pickle
-from test_cli import assert_one_line_error, table_row
 
 # The official grouping: each superclass and its five fine classes (https://www.cs.toronto.edu/~kriz/cifar.html).
 SUPERCLASSES = {

@@ -15,6 +15,7 @@ from cnnlab.data import (
     Split,
     add_local,
     carve_splits,
+    channel_stats,
     data_home,
     emnist_label_map,
     load_dataset,
@@ -159,7 +160,7 @@ def test_fashion_mnist_from_the_system_copy(fashion_dir):
     assert dataset.classes == ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                                "Bag", "Ankle boot")
     assert np.bincount(dataset["train"].labels).tolist() == [6_000] * 10
-    (mean,), (std,) = dataset.normalization()
+    (mean,), (std,) = channel_stats(dataset["train"].images)
     assert mean == pytest.approx(0.2860, abs=0.001)
     assert std == pytest.approx(0.3530, abs=0.001)
     assert dataset.flips_allowed
@@ -174,7 +175,7 @@ def test_mnist_added_from_local_files(shared_data):
     dataset = load_dataset("mnist", download=False)
     assert len(dataset["train"]) == 60_000 and len(dataset["test"]) == 10_000
     assert dataset.presence() == ["train: 60,000 images (complete)", "test: 10,000 images (complete)"]
-    (mean,), (std,) = dataset.normalization()
+    (mean,), (std,) = channel_stats(dataset["train"].images)
     assert mean == pytest.approx(0.1307, abs=0.001)
     assert std == pytest.approx(0.3081, abs=0.001)
 
@@ -324,15 +325,16 @@ def test_carve_splits_from_bymerge_test(use_emnist_home):
 @pytest.mark.parametrize(
     ("size", "expected"),
     [
-        (0, "The 'size' parameter must be a count between 1 and 99. Got 0 instead."),
-        (-3, "The 'size' parameter must be a count between 1 and 99. Got -3 instead."),
-        (100, "The 'size' parameter must be a count between 1 and 99. Got 100 instead."),
-        (250, "The 'size' parameter must be a count between 1 and 99. Got 250 instead."),
-        (1.5, "The 'size' parameter must be a fraction in (0, 1) or a count. Got 1.5 instead."),
-        (0.0, "The 'size' parameter must be a fraction in (0, 1) or a count. Got 0.0 instead."),
-        (1.0, "The 'size' parameter must be a fraction in (0, 1) or a count. Got 1.0 instead."),
-        ("0.2", "The 'size' parameter must be a fraction in (0, 1) or a count. Got '0.2' instead."),
-        (True, "The 'size' parameter must be a fraction in (0, 1) or a count. Got True instead."),
+        (0, "The 'size' parameter of stratified_indices must be a count between 1 and 99. Got 0 instead."),
+        (-3, "The 'size' parameter of stratified_indices must be a count between 1 and 99. Got -3 instead."),
+        (100, "The 'size' parameter of stratified_indices must be a count between 1 and 99. Got 100 instead."),
+        (250, "The 'size' parameter of stratified_indices must be a count between 1 and 99. Got 250 instead."),
+        (1.5, "The 'size' parameter of stratified_indices must be a fraction in (0, 1) or a count. Got 1.5 instead."),
+        (0.0, "The 'size' parameter of stratified_indices must be a fraction in (0, 1) or a count. Got 0.0 instead."),
+        (1.0, "The 'size' parameter of stratified_indices must be a fraction in (0, 1) or a count. Got 1.0 instead."),
+        ("0.2", "The 'size' parameter of stratified_indices must be a fraction in (0, 1) or a count. "
+                "Got '0.2' instead."),
+        (True, "The 'size' parameter of stratified_indices must be a fraction in (0, 1) or a count. Got True instead."),
     ],
 )
 def test_invalid_sizes_raise_config_error(size, expected):
@@ -344,19 +346,24 @@ def test_invalid_sizes_raise_config_error(size, expected):
 
 def test_invalid_sizes_name_the_callers_parameter():
     dataset = _synthetic([50, 50])
-    with pytest.raises(ConfigError, match=r"^The 'val' parameter must be a count between 1 and 99\. Got 100"):
+    with pytest.raises(ConfigError, match=r"^The 'val' parameter of stratified_split must be "
+                       r"a count between 1 and 99\. Got 100"):
         stratified_split(dataset, val=100)
-    with pytest.raises(ConfigError, match=r"^The 'test' parameter must be a fraction .* Got 1\.5 instead"):
+    with pytest.raises(ConfigError, match=r"^The 'test' parameter of carve_splits must be "
+                       r"a fraction .* Got 1\.5 instead"):
         carve_splits(dataset, source="train", test=1.5)
-    with pytest.raises(ConfigError, match=r"^The 'val' parameter must be a count"):
+    with pytest.raises(ConfigError, match=r"^The 'val' parameter of carve_splits must be a count"):
         carve_splits(dataset, source="train", val=0, test=10)
     # a bad fraction is reported as given, not as the count it would become
-    with pytest.raises(ConfigError, match=r"^The 'val' parameter must be a fraction .* Got 1\.5 instead"):
+    with pytest.raises(ConfigError, match=r"^The 'val' parameter of carve_splits must be "
+                       r"a fraction .* Got 1\.5 instead"):
         carve_splits(dataset, source="train", val=1.5)
-    with pytest.raises(ConfigError, match=r"^The 'val' parameter must be a fraction .* Got '0\.2' instead"):
+    with pytest.raises(ConfigError, match=r"^The 'val' parameter of carve_splits must be "
+                       r"a fraction .* Got '0\.2' instead"):
         carve_splits(dataset, source="train", val="0.2")
     # a count that fits the split but not what is left after taking the test set
-    with pytest.raises(ConfigError, match=r"^The 'val' parameter must be a count between 1 and 89\. Got 95"):
+    with pytest.raises(ConfigError, match=r"^The 'val' parameter of carve_splits must be "
+                       r"a count between 1 and 89\. Got 95"):
         carve_splits(dataset, source="train", val=95, test=10)
-    with pytest.raises(ConfigError, match=r"^The 'size' parameter must be a count"):
+    with pytest.raises(ConfigError, match=r"^The 'size' parameter of stratified_subset must be a count"):
         stratified_subset(dataset["train"], -3)

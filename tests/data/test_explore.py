@@ -1,4 +1,4 @@
-"""Exploration: image hashes, duplicates and overlaps, dataset_info, and the two figures."""
+"""Exploration: image hashes, duplicates and overlaps, dataset_info and describe_dataset, and the two figures."""
 
 from __future__ import annotations
 
@@ -10,8 +10,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from cnnlab.data import Dataset, Split, class_histogram, dataset_info, image_hashes, load_dataset, sample_grid  # noqa: E402
+from cnnlab.data import (  # noqa: E402
+    Dataset,
+    Split,
+    class_histogram,
+    dataset_info,
+    describe_dataset,
+    image_hashes,
+    load_dataset,
+    sample_grid,
+)
+from cnnlab.data.datasets import present_datasets  # noqa: E402
 from cnnlab.data.explore import duplicates_within, overlap  # noqa: E402
+from cnnlab.errors import ConfigError  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -145,6 +156,29 @@ def test_emnist_balanced_overlaps_bymerge_test(use_emnist_home):
     assert info.train_test_overlap == 0  # balanced's own train and test slices share nothing
 
 
+# ---- describe_dataset ------------------------------------------------------------------------------
+
+
+def test_describe_dataset_of_a_dataset_without_siblings():
+    info = describe_dataset("digits", download=False)
+    expected = dataset_info(load_dataset("digits", download=False))
+    assert (info.name, info.presence, info.train_test_overlap) == (expected.name, expected.presence,
+                                                                   expected.train_test_overlap)
+    assert [s.counts.tolist() for s in info.splits] == [s.counts.tolist() for s in expected.splits]
+    assert info.cross_overlaps == []
+
+
+@pytest.mark.realdata
+def test_describe_dataset_compares_an_emnist_split_with_the_others_here(use_emnist_home):
+    info = describe_dataset("emnist-balanced", download=False)
+    compared = {other for _, other, _, _, _ in info.cross_overlaps}
+    assert compared == set(present_datasets("emnist")) - {"emnist-balanced"}
+    assert "emnist-bymerge" in compared
+    bymerge = load_dataset("emnist-bymerge", download=False)
+    alone = dataset_info(load_dataset("emnist-balanced", download=False), {"emnist-bymerge": bymerge})
+    assert set(alone.cross_overlaps) <= set(info.cross_overlaps)
+
+
 # ---- figures ---------------------------------------------------------------------------------------
 
 
@@ -227,3 +261,46 @@ def test_class_histogram_of_letters(use_emnist_home):
     assert [t.get_text() for t in ax.get_xticklabels()] == list(dataset.classes)
     heights = [int(p.get_height()) for p in ax.patches]
     assert heights == [800] * 18 + [400] + [0] * 7
+
+
+def _bars_hidden_by_the_legend(fig) -> list:
+    """The bars whose drawn box the legend's box overlaps; asserts the legend lies inside the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # the figure as a PNG would draw it
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (ax,) = fig.axes
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert fig.bbox.x0 <= legend.x0 and legend.x1 <= fig.bbox.x1, "the legend is cut off"
+    assert fig.bbox.y0 <= legend.y0 and legend.y1 <= fig.bbox.y1, "the legend is cut off"
+    bars = [p for p in ax.patches if p.get_height() > 0]
+    assert bars
+    return [p for p in bars if legend.overlaps(p.get_window_extent(renderer))]
+
+
+def _balanced(name: str, classes: int, sizes: dict[str, int]) -> Dataset:
+    """Every class equally common in every split: the tallest bars are the last ones too."""
+    splits = {split: Split(np.zeros((n, 1, 1, 1), np.uint8), np.arange(n) % classes) for split, n in sizes.items()}
+    return Dataset(name, tuple(f"class {i}" for i in range(classes)), splits)
+
+
+@pytest.mark.parametrize("dataset", [
+    _balanced("fashion-mnist", 10, {"train": 54_000, "val": 6_000, "test": 10_000}),  # the quickstart's
+    _balanced("three", 3, {"train": 300, "test": 300}),
+    _balanced("many", 47, {"train": 9_400, "val": 940, "test": 1_880}),
+], ids=lambda d: d.name)
+def test_class_histogram_legend_hides_no_bar(dataset):
+    assert _bars_hidden_by_the_legend(class_histogram(dataset)) == []
+
+
+def test_class_histogram_legend_hides_no_bar_of_real_digits():
+    assert _bars_hidden_by_the_legend(class_histogram(load_dataset("digits", download=False))) == []
+
+
+def test_sample_grid_refuses_a_bad_per_class():
+    dataset = load_dataset("digits", download=False)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ConfigError, match=r"^The 'per_class' parameter of sample_grid must be a whole number, "
+                                              r"1 or more\. Got"):
+            sample_grid(dataset, per_class=bad)

@@ -3,14 +3,20 @@ hundredths of a second per epoch) or, for the pure decision logic, by chosen log
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
 import torch
+from run_helpers import same_weights
 
 from cnnlab.config import TrainConfig
 from cnnlab.engine.callbacks import (
+    CALLBACKS,
+    AtLeastOne,
     Callback,
+    CallbackOptions,
+    CallbackSetting,
     CSVLogger,
     EarlyStopping,
     ModelCheckpoint,
@@ -50,10 +56,6 @@ class Snapshots(Callback):
         self.weights[epoch] = self.trainer.weights(copy=True)
 
 
-def same_weights(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
 def feed(callback, trainer, key, values):
     """Call on_epoch_end with chosen values; returns the epoch the trainer was told to stop at (or None)."""
     callback.set_trainer(trainer)
@@ -74,7 +76,7 @@ def test_early_stopping_waits_patience_epochs_without_improvement():
     stopper = EarlyStopping("val_acc", patience=1)
     trainer = make_trainer()
     assert feed(stopper, trainer, "val_acc", values) == 3  # equal is not an improvement
-    assert stopper.stopped_epoch == 3 and stopper.tracker.best_epoch == 2
+    assert trainer.stop_training and stopper.tracker.best_epoch == 2
     assert "val_acc has not improved for 1 epochs (best 0.6000 at epoch 2)" in trainer.stop_reason
 
 
@@ -115,7 +117,7 @@ def test_restore_best_weights_puts_back_the_best_epochs_weights(digits, patience
     stopper = EarlyStopping("score", mode="max", patience=patience, restore_best_weights=True)
     trainer = make_trainer([Inject([0.1, 0.9, 0.3, 0.2, 0.1]), snapshots, stopper], epochs=5)
     trainer.fit(train, val)
-    assert stopper.stopped_epoch == stops_at
+    assert trainer.stop_training == (stops_at is not None)
     last = trainer.epoch
     assert last == (stops_at or 5)
     assert not same_weights(snapshots.weights[2], snapshots.weights[last])  # so the test can fail
@@ -307,16 +309,79 @@ def test_a_callback_can_stop_training(digits):
 
 @pytest.mark.parametrize("make, fragment", [
     (lambda: EarlyStopping(patience=0), "'patience' parameter of EarlyStopping must be >= 1. Got 0"),
-    (lambda: EarlyStopping(mode="bigger"), "'mode' parameter must be 'min', 'max' or 'auto'. Got 'bigger'"),
-    (lambda: EarlyStopping(min_delta=-0.1), "'min_delta' parameter must be >= 0. Got -0.1"),
+    (lambda: EarlyStopping(mode="bigger"), "'mode' parameter of EarlyStopping must be 'min', 'max' or 'auto'. "
+                                           "Got 'bigger'"),
+    (lambda: EarlyStopping(min_delta=-0.1), "'min_delta' parameter of EarlyStopping must be >= 0. Got -0.1"),
+    (lambda: EarlyStopping(patience=1.5), "'patience' parameter of EarlyStopping must be a valid integer"),
     (lambda: ReduceLROnPlateau(factor=1.0), "'factor' parameter of ReduceLROnPlateau must be in (0, 1). Got 1.0"),
     (lambda: ReduceLROnPlateau(factor=0), "must be in (0, 1). Got 0"),
     (lambda: ReduceLROnPlateau(patience=0), "'patience' parameter of ReduceLROnPlateau must be >= 1"),
     (lambda: ReduceLROnPlateau(cooldown=-1), "'cooldown' parameter of ReduceLROnPlateau must be >= 0"),
     (lambda: ReduceLROnPlateau(min_lr=-1e-3), "'min_lr' parameter of ReduceLROnPlateau must be >= 0"),
-    (lambda: ModelCheckpoint(mode="up"), "'mode' parameter must be"),
+    (lambda: ModelCheckpoint(mode="up"), "'mode' parameter of ModelCheckpoint must be"),
 ])
 def test_invalid_parameters_are_config_errors(make, fragment):
     with pytest.raises(ConfigError) as info:
         make()
     assert fragment in str(info.value)
+
+
+
+def test_every_invalid_parameter_message_is_the_one_template():
+    with pytest.raises(ConfigError) as info:
+        ReduceLROnPlateau(min_lr=-1e-3)
+    assert str(info.value) == "The 'min_lr' parameter of ReduceLROnPlateau must be >= 0. Got -0.001 instead."
+
+
+# ---- configurable callbacks ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CALLBACKS.names())
+def test_a_registered_callbacks_options_are_its_constructors_parameters_with_the_same_defaults(name):
+    callback = CALLBACKS.get(name)
+    parameters = {p.name: p.default for p in inspect.signature(callback.__init__).parameters.values()
+                  if p.name != "self"}
+    assert {k: f.default for k, f in callback.Options.model_fields.items()} == parameters
+
+
+def test_the_defaults_of_the_configurable_callbacks():
+    assert EarlyStopping.Options().model_dump() == {
+        "monitor": "val_acc", "mode": "auto", "patience": 5, "min_delta": 0.0, "restore_best_weights": False}
+    assert ReduceLROnPlateau.Options().model_dump() == {
+        "monitor": "val_loss", "mode": "auto", "factor": 0.1, "patience": 3, "min_delta": 1e-4, "cooldown": 0,
+        "min_lr": 0.0}
+
+
+def test_a_setting_builds_its_callback_with_its_options():
+    reducer = CallbackSetting.of("reduce_lr_on_plateau", {"patience": 2, "factor": 0.5, "cooldown": 1}).build()
+    assert isinstance(reducer, ReduceLROnPlateau)
+    assert (reducer.patience, reducer.factor, reducer.cooldown, reducer.min_lr) == (2, 0.5, 1, 0.0)
+    assert (reducer.tracker.monitor, reducer.tracker.mode) == ("val_loss", "min")
+    stopper = CallbackSetting.of("early_stopping", {"monitor": "val_loss", "restore_best_weights": True}).build()
+    assert (stopper.tracker.mode, stopper.patience, stopper.restore_best_weights) == ("min", 5, True)
+
+
+def test_a_new_callback_is_one_class_and_its_registration(digits):
+    train, val = digits
+
+    class StopAfter(Callback):
+        class Options(CallbackOptions):
+            epochs: AtLeastOne = 1
+
+        def __init__(self, epochs: int = 1):
+            self.epochs = epochs
+
+        def on_epoch_end(self, epoch, logs):
+            self.trainer.stop_training = epoch >= self.epochs
+
+    CALLBACKS.register("stop_after_test", StopAfter)
+    try:
+        from cnnlab.config import build_config
+
+        config = build_config(overrides=["train.callbacks=[{name: stop_after_test, epochs: 2}]", "train.epochs=5",
+                                         "train.threads=1"])
+        callbacks = [setting.build() for setting in config.train.configured_callbacks()]
+        assert [type(c) for c in callbacks] == [StopAfter] and callbacks[0].epochs == 2
+        assert len(make_trainer(callbacks, epochs=5).fit(train, val)) == 2
+    finally:
+        CALLBACKS.unregister("stop_after_test")

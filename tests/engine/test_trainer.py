@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from run_helpers import same_weights, untimed
 
 from cnnlab.config import TrainConfig
 from cnnlab.engine.augment import Augmentation
@@ -17,7 +18,6 @@ from cnnlab.engine.trainer import Trainer, TrainingDiverged, summarize
 from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.models import create_model
 
-TIMING = ("seconds", "images_per_s")
 TINY_RESCNN = {"stem": 8, "widths": [8, 16]}
 
 
@@ -28,14 +28,6 @@ def make_trainer(model="lenet5", options=None, *, init_seed=0, callbacks=(), aug
     built = create_model(model, 10, 1, (8, 8), channels_last=train.get("channels_last", True), **(options or {}))
     return Trainer(built.module, built.transform, TrainConfig(**train), callbacks=callbacks,
                    augmentation=augmentation, loss=loss)
-
-
-def untimed(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in TIMING} for row in history]
-
-
-def same_weights(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 # ---- reproducibility ----------------------------------------------------------------------------------

@@ -130,8 +130,8 @@ from cnnlab.experiments.study import open_study, write_manifest
 study_file, out, signals = map(Path, sys.argv[1:4])
 run = open_study(study_file, out)
 write_manifest(run, str(study_file))
-jobs = [CellJob(str(out.resolve()), c.name, c.key, c.config, tuple(run.plan.spec.imports), tuple(run.search_path))
-        for c in run.plan.cells]
+jobs = [CellJob(str(out.resolve()), c.name, c.key, run.plan.config(c), tuple(run.plan.spec.imports),
+                tuple(run.search_path)) for c in run.plan.cells]
 outcomes = RayExecutor().run(jobs)
 first = next(outcomes)
 single_node = (constants.ENABLE_RAY_CLUSTER, os.environ.get(constants.ENABLE_RAY_CLUSTERS_ENV_VAR))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.experiments.plan import check_plan, load_study, plan_study
+from cnnlab.experiments.checks import check_plan
+from cnnlab.experiments.plan import load_study, plan_study
 from cnnlab.models import MODELS
 
 STUDIES = sorted((Path(__file__).resolve().parents[2] / "configs" / "studies").glob("*.yaml"))

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from run_helpers import Interrupt, snapshot, untimed
 
 from cnnlab.config import build_config, to_dict
 from cnnlab.data import load_dataset, prepare_splits
@@ -26,12 +27,11 @@ from cnnlab.engine.callbacks import Callback
 from cnnlab.engine.device import resolve_amp
 from cnnlab.engine.trainer import TrainingDiverged
 from cnnlab.errors import CnnlabError, ConfigError, DataError, UnknownNameError
-from cnnlab.experiments.run import train_run
+from cnnlab.experiments.run import model_options, train_run
 from cnnlab.models import model_from_spec
 from cnnlab.runfolder import METRIC_COLUMNS, RunError, RunFolder, images_sha256
 
 REPO = Path(__file__).resolve().parents[2]
-TIMING = ("seconds", "images_per_s")
 # LeNet-5 on digits whose validation accuracy peaks before the last epoch (0.88 at epoch 4 of 6)
 CONFIG = {"data": "digits", "model": "lenet5", "train": {"epochs": 6, "lr": 0.01, "threads": 1}}
 # Augmentation, dropout, a cosine schedule, and a plateau on validation loss that cuts the lr after epoch 2
@@ -57,13 +57,12 @@ def finished(tmp_path_factory):
     return result, dataset
 
 
-def untimed(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
-
-
-def snapshot(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+def test_model_options_are_the_model_section_without_its_name_and_the_training_layout():
+    config = build_config({"model": {"name": "rescnn", "widths": [8, 16]}, "train": {"channels_last": False}})
+    assert model_options(config) == {"widths": [8, 16], "channels_last": False}
+    assert model_options(build_config({"model": "lenet5"})) == {"channels_last": True}
+    own = build_config({"model": {"name": "lenet5", "channels_last": False}, "train": {"channels_last": True}})
+    assert model_options(own) == {"channels_last": False}  # the model section's own setting wins
 
 
 # ---- what a finished folder holds ------------------------------------------------------------------------
@@ -224,17 +223,6 @@ def test_resume_needs_a_folder(tmp_path):
 
 
 # ---- resume ---------------------------------------------------------------------------------------------------
-
-
-class Interrupt(Callback):
-    """Ctrl-C in the middle of the epoch after epoch `after` (whose checkpoint is written)."""
-
-    def __init__(self, after: int):
-        self.after = after
-
-    def on_batch_end(self, batch, logs):
-        if self.trainer.epoch == self.after:
-            raise KeyboardInterrupt
 
 
 class InterruptAtEpochEnd(Callback):

@@ -8,9 +8,9 @@ import math
 
 import pytest
 import yaml
+from run_helpers import Interrupt
 from safetensors.torch import load_file, save_file
 
-from cnnlab.engine.callbacks import Callback
 from cnnlab.errors import ConfigError, Interrupted
 from cnnlab.experiments.run import train_run
 from cnnlab.runfolder import RunError, RunFolder
@@ -18,21 +18,10 @@ from cnnlab.runfolder import RunError, RunFolder
 CONFIG = {"data": "digits", "model": "lenet5", "train": {"epochs": 3, "lr": 0.01, "threads": 1}}
 
 
-class CtrlC(Callback):
-    """Ctrl-C in the middle of the epoch after epoch `after` (whose checkpoint is written)."""
-
-    def __init__(self, after: int):
-        self.after = after
-
-    def on_batch_end(self, batch, logs):
-        if self.trainer.epoch == self.after:
-            raise KeyboardInterrupt
-
-
 def interrupted_run(tmp_path, after: int = 1, config=CONFIG):
     out = tmp_path / "run"
     with pytest.raises(Interrupted) as info:
-        train_run(config, out, callbacks=[CtrlC(after)], progress=False)
+        train_run(config, out, callbacks=[Interrupt(after)], progress=False)
     return out, str(info.value)
 
 

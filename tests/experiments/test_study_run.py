@@ -1,5 +1,6 @@
 """Studies as real processes: kill -9 and resume, a process pool whose workers die with the study and
-compute the sequential numbers, and a real local Ray cluster (the suite's one Ray check)."""
+compute the sequential numbers, and a real local Ray cluster (the suite's one Ray check); and a cell's
+config, validated once on its way from the study file to the trainer."""
 
 from __future__ import annotations
 
@@ -14,11 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from study_helpers import own_model_source, write_study
 
 from cnnlab.experiments.study import run_study
 from cnnlab.studyfolder import StudyFolder
-from study_helpers import own_model_source
 
 # adam is the default optimizer, so 'adam' is the base cell: base and sgd x 2 seeds = 4 cells
 STUDY = {
@@ -28,12 +28,6 @@ STUDY = {
     "ablate": {"train.optimizer": ["adam", "sgd"]},
     "seeds": 2,
 }
-
-
-def write_study(tmp_path: Path, study: dict = STUDY) -> Path:
-    path = tmp_path / f"{study['name']}.yaml"
-    path.write_text(yaml.safe_dump(study))
-    return path
 
 
 def results(folder: Path) -> dict:
@@ -75,13 +69,13 @@ def sequential(tmp_path_factory):
     """The uninterrupted, sequential study: the numbers every other way of running it must give."""
     tmp = tmp_path_factory.mktemp("sequential")
     os.environ.setdefault("CNNLAB_OFFLINE", "1")
-    run = run_study(write_study(tmp), tmp / "study", progress=False)
+    run = run_study(write_study(tmp, STUDY), tmp / "study", progress=False)
     assert all(o["status"] == "finished" for o in run.outcomes)
     return results(tmp / "study")
 
 
 def test_a_killed_study_resumes_where_it_was_and_gives_the_same_numbers(tmp_path, sequential):
-    study_file, out = write_study(tmp_path), tmp_path / "study"
+    study_file, out = write_study(tmp_path, STUDY), tmp_path / "study"
     process = start(study_command(study_file, out), tmp_path, "log.txt")
     finished = lambda: list(out.glob("*/*/summary.json"))  # noqa: E731
     in_progress = lambda: [c for c in out.glob("*/*/checkpoint.safetensors")  # noqa: E731
@@ -111,7 +105,7 @@ def test_a_killed_study_resumes_where_it_was_and_gives_the_same_numbers(tmp_path
 
 
 def test_process_pool_workers_die_with_the_study_and_compute_the_sequential_numbers(tmp_path, sequential):
-    study_file, out = write_study(tmp_path), tmp_path / "study"
+    study_file, out = write_study(tmp_path, STUDY), tmp_path / "study"
     command = study_command(study_file, out, "--executor", "process", "--workers", "2")
     process = start(command, tmp_path, "log.txt")
     locks = lambda: list((out / ".locks").glob("*.json"))  # noqa: E731
@@ -163,18 +157,20 @@ def test_the_ray_executor_on_a_real_local_cluster(tmp_path, sequential, monkeypa
                    capture_output=True, timeout=180)
     try:
         out = tmp_path / "study"
-        run = run_study(write_study(tmp_path), out, executor="ray", address=f"127.0.0.1:{port}", progress=False)
+        address = f"127.0.0.1:{port}"
+        run = run_study(write_study(tmp_path, STUDY), out, executor="ray", address=address, progress=False)
         assert sorted(o["status"] for o in run.outcomes) == ["finished"] * 4
         assert results(out) == sequential
         # a retried or repeated task finds each cell finished and runs nothing
         mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*/*/summary.json")}
-        again = run_study(write_study(tmp_path), out, executor="ray", address=f"127.0.0.1:{port}", progress=False)
+        again = run_study(write_study(tmp_path, STUDY), out, executor="ray", address=address, progress=False)
         assert again.outcomes == []  # nothing left to submit
+        from cnnlab.config import build_config
         from cnnlab.experiments.executors import CellJob, RayExecutor
 
         cell = StudyFolder(out).cells()[0]
-        job = CellJob(str(out.resolve()), cell.name, cell.key, cell.config)
-        [outcome] = list(RayExecutor(f"127.0.0.1:{port}").run([job]))
+        job = CellJob(str(out.resolve()), cell.name, cell.key, build_config(cell.config))
+        [outcome] = list(RayExecutor(address).run([job]))
         assert outcome["status"] == "finished" and not outcome["ran"]
         assert {p: p.stat().st_mtime_ns for p in out.glob("*/*/summary.json")} == mtimes
     finally:
@@ -226,3 +222,22 @@ def test_a_failed_cell_is_recorded_and_the_study_goes_on(tmp_path):
     again = run_study(study, out, retry_failed=True, progress=False)  # ...unless asked
     assert [(o["cell"], o["status"], o["ran"]) for o in again.outcomes] == [(failed, "failed", True)]
     assert (out / failed / "summary.json").stat().st_mtime_ns != mtime
+
+
+def test_a_cells_config_is_validated_once_where_the_study_is_planned(tmp_path, monkeypatch):
+    """The checks, the executor's job and train_run take the RunConfig the plan made as it is."""
+    from cnnlab.config import RunConfig
+
+    validated = []
+    validate = RunConfig.model_validate
+
+    def counted(tree, *args, **kwargs):
+        validated.append(tree)
+        return validate(tree, *args, **kwargs)
+
+    monkeypatch.setattr(RunConfig, "model_validate", staticmethod(counted))
+    study = {"name": "once", "base": {"data": "digits", "model": "lenet5", "train": {"epochs": 1, "threads": 1}},
+             "seeds": 2}
+    run = run_study(study, tmp_path / "study", progress=False)
+    assert [o["status"] for o in run.outcomes] == ["finished"] * 2
+    assert [tree["train"]["seed"] for tree in validated] == [0, 1]  # one validation per cell, while planning

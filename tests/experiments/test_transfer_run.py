@@ -10,13 +10,13 @@ import re
 import numpy as np
 import pytest
 import torch
+from run_helpers import Interrupt, untimed  # Interrupt: Ctrl-C in the epoch after `after`
 
 from cnnlab.engine.inference import evaluate_run
 from cnnlab.errors import ConfigError
 from cnnlab.experiments.run import train_run
 from cnnlab.models.weights import file_sha256
 from cnnlab.runfolder import RunFolder
-from test_run import Interrupt  # Ctrl-C in the epoch after `after`
 
 TRAIN = {"epochs": 3, "threads": 1, "batch_size": 64, "lr": 0.01}
 SOURCE = {"data": "digits", "model": {"name": "rescnn", "stem": 8, "widths": [8, 16]}, "train": TRAIN}
@@ -45,10 +45,6 @@ def source_run(home, tmp_path_factory):
 @pytest.fixture(scope="module")
 def frozen_run(home, source_run, tmp_path_factory):
     return train_run(frozen_on(source_run.path), tmp_path_factory.mktemp("frozen") / "run", progress=False)
-
-
-def untimed(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_s")} for row in rows]
 
 
 def test_a_runs_backbone_is_the_starting_point_and_stays_frozen(source_run, frozen_run):

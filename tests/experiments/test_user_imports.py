@@ -11,23 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from study_helpers import TINY, own_model_source, sent_folder
 
 from cnnlab.errors import ConfigError
 from cnnlab.experiments.plan import import_user_modules
-from cnnlab.models import MODELS
 from cnnlab.studyfolder import StudyFolder
-from study_helpers import TINY, own_model_source, sent_folder
-
-@pytest.fixture
-def forget_modules():
-    """Forget the modules and models a test loads into this process."""
-    modules, models = set(sys.modules), set(MODELS.names())
-    yield
-    for name in set(sys.modules) - modules:
-        if name.startswith("cnnlab_test_"):
-            del sys.modules[name]
-    for name in set(MODELS.names()) - models:
-        del MODELS._items[name]
 
 
 def subprocess_study(path: Path, out: Path, cwd: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -47,7 +35,7 @@ def test_no_imports_imports_nothing_and_leaves_sys_path_alone(tmp_path):
     assert sys.path == path and set(sys.modules) == modules
 
 
-def test_a_listed_module_is_loaded_from_its_file_once_and_sys_path_is_untouched(tmp_path, forget_modules):
+def test_a_listed_module_is_loaded_from_its_file_once_and_sys_path_is_untouched(tmp_path, forget_imports):
     (tmp_path / "cnnlab_test_counted.py").write_text(
         f"open({str(tmp_path / 'count')!r}, 'a').write('x')\nVALUE = 41\n")
     path = list(sys.path)
@@ -59,7 +47,7 @@ def test_a_listed_module_is_loaded_from_its_file_once_and_sys_path_is_untouched(
     assert sys.path == path
 
 
-def test_packages_and_dotted_names_load_from_the_folder(tmp_path, forget_modules):
+def test_packages_and_dotted_names_load_from_the_folder(tmp_path, forget_imports):
     package = tmp_path / "cnnlab_test_pkg"
     package.mkdir()
     (package / "__init__.py").write_text("")
@@ -114,7 +102,7 @@ def test_a_local_run_imports_nothing_beside_the_study_file(tmp_path, cli):
     assert sorted(os.listdir(sentinels)) == [] and sys.path == before
 
 
-def test_the_process_pool_trains_the_listed_model_and_imports_nothing_else(tmp_path, cli, forget_modules):
+def test_the_process_pool_trains_the_listed_model_and_imports_nothing_else(tmp_path, cli, forget_imports):
     model = "cnnlab_test_tinynet"
     study = {"name": "sent", "imports": ["cnnlab_test_sent_models"], "seeds": 1,
              "base": {**TINY, "model": model}, "ablate": {"model.width": [4]}}

@@ -42,3 +42,18 @@ def test_unknown_activation_suggests_the_closest():
     with pytest.raises(UnknownNameError, match="did you mean 'relu'") as info:
         make_activation("rlu")
     assert "leaky_relu" in str(info.value)  # the known names are listed
+
+
+def test_one_registration_makes_an_activation_every_model_accepts():
+    from cnnlab.models import create_model
+
+    ACTIVATIONS.register("hardswish_test", ("Hardswish", {}))
+    try:
+        assert isinstance(make_activation("hardswish_test"), torch.nn.Hardswish)
+        for name in ("lenet5", "rescnn"):
+            built = create_model(name, 10, 1, (28, 28), activation="hardswish_test")
+            assert any(isinstance(m, torch.nn.Hardswish) for m in built.module.modules()), name
+    finally:
+        ACTIVATIONS.unregister("hardswish_test")
+    with pytest.raises(UnknownNameError, match="unknown activation 'hardswish_test'"):
+        make_activation("hardswish_test")

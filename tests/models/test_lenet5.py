@@ -1,13 +1,10 @@
 import pytest
 import torch
+from model_helpers import params
 
 from cnnlab.errors import ConfigError
 from cnnlab.models.activations import ACTIVATIONS, make_activation
 from cnnlab.models.lenet5 import LeNet5
-
-
-def params(model):
-    return sum(p.numel() for p in model.parameters())
 
 
 def test_classic_parameter_count_on_28x28():

@@ -5,39 +5,18 @@ file or a run folder's model.json from elsewhere can shape the network but never
 from __future__ import annotations
 
 import json
-import pickle
-from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import assert_one_line_error
+from model_helpers import write_payload
 
 from cnnlab.errors import ConfigError
 from cnnlab.experiments.run import train_run
 from cnnlab.models import create_model, model_from_spec
 from cnnlab.models.factory import MODEL_KWARGS
-from test_cli import assert_one_line_error
 
 TINY = {"data": "digits", "model": "lenet5", "train": {"epochs": 1, "batch_size": 64, "threads": 1}}
-
-
-class _Payload:
-    """Unpickling this creates the file `path`: what a pickle someone sends could do instead."""
-
-    def __init__(self, path: Path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return open, (self.path, "w")
-
-
-def write_payload(folder: Path) -> tuple[Path, Path]:
-    """(the pickle, the sentinel file its unpickling would create)."""
-    sentinel, payload = folder / "UNPICKLED", folder / "weights.pth"
-    payload.write_bytes(pickle.dumps(_Payload(sentinel)))
-    pickle.loads(payload.read_bytes()).close()  # the payload is live: loading it creates the sentinel
-    assert sentinel.exists()
-    sentinel.unlink()
-    return payload, sentinel
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,11 @@
 import pytest
 import torch
+from model_helpers import params
 from torch import nn
 
 from cnnlab.errors import ConfigError, UnknownNameError
 from cnnlab.models.activations import ACTIVATIONS
 from cnnlab.models.rescnn import ResCNN
-
-
-def params(model):
-    return sum(p.numel() for p in model.parameters())
 
 
 def conv_params(cin, cout, k, bias=False):

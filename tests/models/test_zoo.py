@@ -8,11 +8,7 @@ from cnnlab.errors import ConfigError, DownloadError, UnknownNameError
 from cnnlab.models import create_model
 from cnnlab.models.weights import default_weights_path
 
-
-@pytest.fixture(autouse=True)
-def weights_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CNNLAB_WEIGHTS", str(tmp_path / "weights"))
-    return tmp_path / "weights"
+pytestmark = pytest.mark.usefixtures("weights_home")  # every test here: an empty weights folder (conftest.py)
 
 
 @pytest.mark.parametrize("name", ["timm:resnet18", "tv:resnet18"])

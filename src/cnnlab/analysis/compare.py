@@ -1,4 +1,4 @@
-"""Is one model better than another? With scipy / statsmodels:
+"""Is one model better than another? Which pairs are tested, and over what (the tests are in stats.py):
 
 - two runs: McNemar's test on their paired test predictions (exact binomial when the discordant
   counts are small) and a bootstrap CI of the accuracy difference over test examples; predictions
@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
-from ..runfolder import SUMMARY, RunFolder, runs_in
-from ..studyfolder import study_groups
-from .metrics import read_run_predictions
-from .stats import holm, paired_test, wilson_interval
-
-EXACT_BELOW = 25  # discordant pairs: below this McNemar's exact binomial version is used
+from ..errors import DataError, bad_value
+from ..folders import RunRef, SeedGroupRef, StudyRef, resolve_folder, resolve_folders
+from ..runfolder import PREDICTIONS, SUMMARY, RunFolder
+from .metrics import RunPredictions, read_run_predictions
+from .stats import bootstrap_difference, check_alpha, holm, mcnemar, paired_test, wilson_interval
 
 
 @dataclass
@@ -54,45 +53,54 @@ class Comparison:
         return f"{self.a} vs {self.b}: {effect}; p = {p:.3g}{adjusted}, {verdict} at {alpha:g}."
 
 
-def mcnemar(correct_a, correct_b) -> tuple[float, dict]:
-    """p of McNemar's test on paired correctness; exact (binomial) when b + c < EXACT_BELOW."""
-    from statsmodels.stats.contingency_tables import mcnemar as statsmodels_mcnemar
+@dataclass(frozen=True)
+class AccuracyInterval:
+    """One run's accuracy with a Wilson interval (95 % unless asked otherwise)."""
 
-    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
-    table = [[int((a & b).sum()), int((a & ~b).sum())], [int((~a & b).sum()), int((~a & ~b).sum())]]
-    discordant = table[0][1] + table[1][0]
-    exact = discordant < EXACT_BELOW
-    result = statsmodels_mcnemar(table, exact=exact, correction=True)
-    return float(result.pvalue), {"table": table, "only_a_right": table[0][1], "only_b_right": table[1][0],
-                                  "exact": exact, "statistic": float(result.statistic)}
+    path: Path
+    accuracy: float
+    low: float
+    high: float
 
 
-def bootstrap_difference(correct_a, correct_b, resamples: int = 10_000, seed: int = 0,
-                         level: float = 0.95) -> tuple[float, float]:
-    """Percentile CI of accuracy(a) - accuracy(b), resampling test examples (pairs kept together)."""
-    diff = np.asarray(correct_a, np.int8) - np.asarray(correct_b, np.int8)
-    rng = np.random.default_rng(seed)
-    n = len(diff)
-    means = np.empty(resamples)
-    for start in range(0, resamples, 1000):  # in blocks: 10,000 x n indices at once would be large
-        stop = min(resamples, start + 1000)
-        means[start:stop] = diff[rng.integers(0, n, (stop - start, n))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
+@dataclass(frozen=True)
+class Comparisons:
+    """What `compare` found: every pairwise test (Holm-adjusted when more than one) and, when the inputs
+    are runs, each run's accuracy interval. Iterating it goes over the pairwise tests."""
+
+    results: list[Comparison]
+    intervals: list[AccuracyInterval]  # empty when folders of seeds were compared
+    split: str
+    alpha: float
+
+    def __iter__(self) -> Iterator[Comparison]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, index: int) -> Comparison:
+        return self.results[index]
+
+    def sentences(self) -> list[str]:
+        return [result.sentence(self.alpha) for result in self.results]
 
 
 def compare_runs(a: str | Path, b: str | Path, split: str = "test", resamples: int = 10_000) -> Comparison:
-    pa, pb = read_run_predictions(a, split), read_run_predictions(b, split)
+    return _compare_predictions(read_run_predictions(a, split), read_run_predictions(b, split), resamples,
+                                str(a), str(b))
+
+
+def _compare_predictions(pa: RunPredictions, pb: RunPredictions, resamples: int, a: str, b: str) -> Comparison:
     if pa.predictions.sha256 != pb.predictions.sha256 or not np.array_equal(pa.predictions.labels,
                                                                             pb.predictions.labels):
-        raise DataError(f"{a} and {b} were evaluated on different {split} images (their image fingerprints "
+        raise DataError(f"{a} and {b} were evaluated on different {pa.split} images (their image fingerprints "
                         f"differ), so their predictions cannot be paired; evaluate both on the same data "
                         f"(cnnlab evaluate RUN --data NAME)")
     labels = pa.predictions.labels
     right_a, right_b = pa.predictions.predicted == labels, pb.predictions.predicted == labels
     p, details = mcnemar(right_a, right_b)
-    return Comparison(str(a), str(b), "mcnemar", float(right_a.mean()), float(right_b.mean()),
+    return Comparison(a, b, "mcnemar", float(right_a.mean()), float(right_b.mean()),
                       float(right_a.mean() - right_b.mean()), p, bootstrap_difference(right_a, right_b, resamples),
                       details)
 
@@ -100,9 +108,9 @@ def compare_runs(a: str | Path, b: str | Path, split: str = "test", resamples: i
 def group_accuracies(path: str | Path, split: str = "test") -> dict[int, float]:
     """seed -> test accuracy of every finished run in a folder of runs (or of the one run given)."""
     path = Path(path)
-    runs = [path] if (path / SUMMARY).exists() else runs_in(path)
+    ref = resolve_folder(path, accept=(RunRef, SeedGroupRef))
     out = {}
-    for run in runs:
+    for run in [ref.path] if isinstance(ref, RunRef) else ref.runs:
         summary = RunFolder(run).read_summary()
         if summary.get("status") == "finished":
             seed = summary.get("seed")
@@ -128,77 +136,64 @@ def compare_groups(a: str | Path, b: str | Path, split: str = "test", alpha: flo
                       details={"seeds": seeds, "wilcoxon_p": test.wilcoxon_p}, notes=notes)
 
 
-def expand_studies(paths: list[str | Path]) -> list[Path]:
+def _compared(refs) -> list[RunRef | SeedGroupRef]:
     """A study folder stands for its groups of seeds (`base/`, `optimizer=sgd/`, ...): every value of
     every factor, compared pairwise."""
-    out = []
-    for path in map(Path, paths):
-        if (path / "study.json").exists():
-            out += [group for group in study_groups(path) if runs_in(group)]
-        else:
-            out.append(path)
-    return out
+    return [unit for ref in refs for unit in (ref.groups if isinstance(ref, StudyRef) else (ref,))]
+
+
+def expand_studies(paths: list[str | Path]) -> list[Path]:
+    """The runs and folders of seeds `compare` pairs: the paths given, each study folder replaced by its
+    groups of seeds."""
+    return [unit.path for unit in _compared(resolve_folders(paths))]
 
 
 def is_single_run(path: str | Path) -> bool:
-    return (Path(path) / SUMMARY).exists() and (Path(path) / "predictions.npz").exists()
-
-
-def _check_comparable(path: Path) -> None:
-    """A run with predictions, a folder of seeds (run folders inside) or a study folder; otherwise say
-    what `path` is and what to give instead."""
-    if (path / "study.json").exists() or is_single_run(path):
-        return
-    what = "give run folders, folders of seeds (a study's optimizer=sgd/) or a study folder"
-    if not path.exists():
-        raise DataError(f"{path}: no such folder, so no finished run folders to compare; {what}")
-    if not path.is_dir():
-        raise DataError(f"{path} is a file, not a run folder; {what}")
-    if (path / SUMMARY).exists():
-        raise DataError(f"{path} is a run without predictions.npz; write it with `cnnlab evaluate {path}`")
-    if (path / "config.yaml").exists():
-        raise DataError(f"{path} is an unfinished run ({SUMMARY} is missing); finish it with "
-                        f"`cnnlab train --out {path} --resume`")
-    if not any(path.glob(f"*/{SUMMARY}")):
-        raise DataError(f"{path} is neither a run folder ({SUMMARY} and predictions.npz), a folder of seeds "
-                        f"(it holds no finished run folders) nor a study folder (study.json); {what}")
+    """Whether `path` is one run folder with predictions (not a folder of seeds or a study)."""
+    return isinstance(resolve_folder(path), RunRef) and RunFolder(path).has(PREDICTIONS)
 
 
 def compare(paths: list[str | Path], split: str = "test", alpha: float = 0.05,
-            resamples: int = 10_000) -> list[Comparison]:
-    """Every pair of the given runs or groups of runs (Holm-corrected when more than one pair)."""
+            resamples: int = 10_000) -> Comparisons:
+    """Every pair of the given runs or groups of runs (Holm-corrected when more than one pair), and each
+    run's Wilson interval on its accuracy when runs are compared."""
     if split not in ("test", "val"):
-        raise ConfigError(f"--split must be test or val. Got {split!r} instead.")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
-        raise ConfigError(f"--alpha must be a significance level between 0 and 1 (e.g. 0.05). Got {alpha!r} instead.")
+        raise bad_value("--split", "compare", "test or val", split)
+    check_alpha(alpha, "compare")
     if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
-        raise ConfigError(f"--resamples must be a whole number of bootstrap resamples, 1 or more (10,000 is "
-                          f"usual). Got {resamples!r} instead.")
-    for path in map(Path, paths):
-        _check_comparable(path)
-    paths = expand_studies(paths)
-    if len(paths) < 2:
+        raise bad_value("--resamples", "compare", "a whole number of bootstrap resamples, 1 or more (10,000 is "
+                        "usual)", resamples)
+    units = _compared(resolve_folders(paths, need_predictions=True))
+    if len(units) < 2:
         raise DataError("compare needs at least two runs or folders of runs (use `cnnlab compare A B`)")
-    kinds = {p: is_single_run(p) for p in paths}
-    if len(set(kinds.values())) > 1:
-        run = next(p for p, single in kinds.items() if single)
-        group = next(p for p, single in kinds.items() if not single)
-        raise DataError(f"{run} is a run but {group} is a folder of seeds: compare either runs with runs (McNemar "
-                        f"on their predictions) or folders of seeds with folders of seeds (paired over seeds), "
-                        f"not a mix; give only runs or only folders of seeds")
-    runs = set(kinds.values()) == {True}
-    results = [compare_runs(a, b, split, resamples) if runs else compare_groups(a, b, split, alpha)
-               for a, b in itertools.combinations(paths, 2)]
+    runs = [u for u in units if isinstance(u, RunRef)]
+    groups = [u for u in units if isinstance(u, SeedGroupRef)]
+    if runs and groups:
+        raise DataError(f"{runs[0].path} is a run but {groups[0].path} is a folder of seeds: compare either runs with "
+                        f"runs (McNemar on their predictions) or folders of seeds with folders of seeds (paired over "
+                        f"seeds), not a mix; give only runs or only folders of seeds")
+    if runs:
+        sources = [read_run_predictions(run.path, split) for run in runs]
+        results = [_compare_predictions(pa, pb, resamples, str(a.path), str(b.path))
+                   for (a, pa), (b, pb) in itertools.combinations(zip(runs, sources), 2)]
+        intervals = [_interval(run.path, source) for run, source in zip(runs, sources)]
+    else:
+        results = [compare_groups(a.path, b.path, split, alpha) for a, b in itertools.combinations(groups, 2)]
+        intervals = []
     if len(results) > 1:
         for result, adjusted in zip(results, holm([r.p for r in results])):
             result.p_holm = adjusted
-    return results
+    return Comparisons(results, intervals, split, alpha)
 
 
 def accuracy_interval(path: str | Path, split: str = "test", level: float = 0.95) -> tuple[float, float, float]:
     """(accuracy, low, high): a Wilson interval on one run's accuracy."""
-    source = read_run_predictions(path, split)
+    interval = _interval(Path(path), read_run_predictions(path, split), level)
+    return interval.accuracy, interval.low, interval.high
+
+
+def _interval(path: Path, source: RunPredictions, level: float = 0.95) -> AccuracyInterval:
     correct = int((source.predictions.predicted == source.predictions.labels).sum())
     total = len(source.predictions.labels)
     low, high = wilson_interval(correct, total, level)
-    return correct / total, low, high
+    return AccuracyInterval(path, correct / total, low, high)

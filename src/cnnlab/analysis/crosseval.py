@@ -5,7 +5,7 @@ test set has its predictions mapped into the test set's classes (a byclass model
 count as bymerge's 'C'); otherwise the test labels are mapped into the model's classes (bymerge's 'C'
 into a letters model's 'C/c'). EMNIST splits use NIST's merging rules (data.emnist_label_map);
 CIFAR-100's fine classes map into its 20 superclasses by the pairs its archive labels every image with
-(data.cifar.cifar100_fine_to_coarse), and superclass predictions are never split into fine classes;
+(data.load.cifar100_fine_to_coarse), and superclass predictions are never split into fine classes;
 other datasets are matched by class name. Test images whose class has no counterpart are dropped.
 
 EMNIST's splits share images across their train/test divisions, so by default only test images the
@@ -82,7 +82,7 @@ def label_mapping(train_name: str, train_classes, test_name: str, test_classes) 
 
 def _cifar100_superclasses(train_name: str, train_classes, test_classes) -> LabelMapping:
     """A fine CIFAR-100 model's predictions mapped into the 20 superclasses by the archive's label pairs."""
-    from ..data.cifar import cifar100_fine_to_coarse
+    from ..data.load import cifar100_fine_to_coarse
 
     if train_name == CIFAR100_COARSE:
         raise ConfigError(f"a {CIFAR100_COARSE} model predicts superclasses, which cannot be split into "
@@ -120,21 +120,19 @@ class CrossCell:
 
 def training_hashes(run) -> np.ndarray:
     """Hashes of the images a loaded run was trained on (its config's data, split as it was)."""
-    from ..data import image_hashes, load_dataset, prepare_splits
+    from ..data import image_hashes, load_splits
 
     d = run.config.data
-    dataset = prepare_splits(load_dataset(d.name), val=d.val, carve_from=d.carve_from, test=d.test,
-                             subset=d.subset, seed=d.split_seed)
+    dataset = load_splits(d)
     return np.unique(image_hashes(dataset["train"].images))
 
 
 def crosseval(runs: list[str | Path], datasets: list[str], keep_seen: bool = False,
               device: str | None = None) -> list[CrossCell]:
     """Every run on the test split of every dataset (rows x columns, row-major)."""
-    from sklearn.metrics import f1_score
-
     from ..data import image_hashes, load_dataset
     from ..engine.inference import load_run
+    from ..engine.scores import macro_f1
 
     if not runs or not datasets:
         raise DataError("crosseval needs at least one run and one dataset (--data A,B,C)")
@@ -173,8 +171,7 @@ def crosseval(runs: list[str | Path], datasets: list[str], keep_seen: bool = Fal
             right = predictions == labels
             cells.append(CrossCell(
                 str(path), run.config.data.name, name, float(right[scored].mean()),
-                float(f1_score(labels[scored], predictions[scored], average="macro",
-                               labels=np.unique(labels[scored]), zero_division=0)),
+                macro_f1(labels[scored], predictions[scored]),
                 timed / seconds if timed and seconds > 0 else float("nan"), len(test.labels),
                 int((~keep).sum()), int(seen.sum()) if not keep_seen else 0, float(right[keep].mean()),
                 mapping.rule))

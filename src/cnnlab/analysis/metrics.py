@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.scores import macro_f1, top_k_accuracy
 from ..errors import DataError
-from ..runfolder import Predictions, RunFolder
+from ..runfolder import MODEL_SPEC, PREDICTIONS, Predictions, RunFolder
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,10 @@ class RunPredictions:
 
 def read_run_predictions(path: str | Path, split: str = "test") -> RunPredictions:
     folder = RunFolder(path)
-    folder.require("predictions.npz", "model.json")
+    folder.require(PREDICTIONS, MODEL_SPEC)
     splits = folder.read_predictions()
     if split not in splits:
-        raise DataError(f"{folder.path}/predictions.npz has no {split!r} split (it has {', '.join(splits)}); "
+        raise DataError(f"{folder.file(PREDICTIONS)} has no {split!r} split (it has {', '.join(splits)}); "
                         f"write one with `cnnlab evaluate {folder.path}`")
     classes = tuple(folder.read_model_spec().get("classes") or ())
     num_classes = splits[split].logits.shape[1]
@@ -38,18 +39,19 @@ def read_run_predictions(path: str | Path, split: str = "test") -> RunPrediction
 
 
 def classification_metrics(labels, logits) -> dict:
+    """Accuracy, top-5 and macro-F1 as training reports them (engine.scores), and weighted F1, precision
+    and recall, each averaged over the classes that occur among the labels."""
     from sklearn.metrics import f1_score, precision_score, recall_score
 
     labels, logits = np.asarray(labels), np.asarray(logits, dtype=np.float32)
     predicted = logits.argmax(1)
     present = np.unique(labels)
-    scores = {"accuracy": float((predicted == labels).mean()) if len(labels) else float("nan"), "top5": None}
-    if logits.shape[1] > 5:
-        top5 = np.argpartition(-logits, 5, axis=1)[:, :5]
-        scores["top5"] = float((top5 == labels[:, None]).any(1).mean())
+    scores = {"accuracy": float((predicted == labels).mean()) if len(labels) else float("nan"),
+              "top5": top_k_accuracy(labels, logits, 5)}
     for average in ("macro", "weighted"):
         kwargs = {"labels": present, "average": average, "zero_division": 0}
-        scores[f"{average}_f1"] = float(f1_score(labels, predicted, **kwargs))
+        f1 = macro_f1(labels, predicted) if average == "macro" else float(f1_score(labels, predicted, **kwargs))
+        scores[f"{average}_f1"] = f1
         scores[f"{average}_precision"] = float(precision_score(labels, predicted, **kwargs))
         scores[f"{average}_recall"] = float(recall_score(labels, predicted, **kwargs))
     return scores
@@ -71,10 +73,15 @@ def confusion(labels, predicted, num_classes: int, normalize: bool = False) -> n
     from sklearn.metrics import confusion_matrix
 
     matrix = confusion_matrix(labels, predicted, labels=np.arange(num_classes))
-    if not normalize:
-        return matrix
-    support = matrix.sum(axis=1, keepdims=True)
-    return np.divide(matrix, support, out=np.zeros(matrix.shape, dtype=float), where=support > 0)
+    return row_normalised(matrix) if normalize else matrix
+
+
+def row_normalised(matrix) -> np.ndarray:
+    """Each row of a confusion matrix divided by its sum (the true class's support): the share of the
+    class's images given each prediction; a row without images stays 0."""
+    counts = np.asarray(matrix, dtype=float)
+    support = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, support, out=np.zeros_like(counts), where=support > 0)
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,11 @@
 images, a study factor's bars with confidence intervals, the trainable and frozen shares of transfer
 models' parameters and an accuracy / cost Pareto scatter.
 
-Every function returns a `matplotlib.figure.Figure` built without pyplot (no window, no global figure
-registry to leak), styled for print: colour-blind-safe colours, markers and hatches that survive a
-grey-scale printer. `save_figure` writes PNG (150 dpi) and SVG with real text. Images per class
-counts are `cnnlab.data.class_histogram` (it takes a Dataset), so there is no duplicate here.
-matplotlib is imported only when a figure is made, so importing this module stays cheap.
+Every function here returns a `matplotlib.figure.Figure` built without pyplot (no window, no global
+figure registry to leak), styled for print: colour-blind-safe colours, markers and hatches that survive a
+grey-scale printer. `save_figure` writes PNG (150 dpi) and SVG with real text, for these figures and for
+the data module's (`cnnlab.data.class_histogram` and `sample_grid`, built the same way). matplotlib is
+imported only when a figure is made, so importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from .metrics import row_normalised
 
 __all__ = [
     "confusion_heatmap", "learning_curves", "misclassified_gallery", "pareto_front", "pareto_scatter",
@@ -231,11 +232,7 @@ def confusion_heatmap(matrix, classes: Sequence[str], normalize: bool = True, ti
     shown_names = [_t(c) for c in names]
     if counts.ndim != 2 or counts.shape != (n, n):
         raise ValueError(f"confusion matrix must be {n}×{n} for {n} classes, got shape {counts.shape}")
-    if normalize:
-        support = counts.sum(axis=1, keepdims=True)
-        shown = np.divide(counts, support, out=np.zeros_like(counts), where=support > 0)
-    else:
-        shown = counts
+    shown = row_normalised(counts) if normalize else counts
     # about 12 pt per cell: a 6 pt label fits every one of EMNIST's 62 classes without skipping any
     side = max(4.5, 0.17 * n + 2.2)
     fig = _figure(side + 0.9, side)

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from ..files import umask
-from ..runfolder import CONFIG, SUMMARY, RunFolder, atomic_write
+from ..folders import RunRef, StudyRef, resolve_folders
+from ..runfolder import RunFolder, atomic_write
 
 
 @dataclass
@@ -54,12 +55,9 @@ class _Doc:
             _write_csv(self.out / "tables" / f"{stem}.csv", [headings, *rows])
 
     def figure(self, fig, stem: str, caption: str) -> None:
-        import matplotlib.pyplot as plt
-
         from .plots import save_figure
 
         png, _svg = save_figure(fig, self.out / "figures" / stem)
-        plt.close(fig)
         data = base64.b64encode(png.read_bytes()).decode()
         self.html.append(f'<figure><img class="figure" alt="{html.escape(caption)}" '
                          f'src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption>'
@@ -96,11 +94,9 @@ def write_report(sources: list[str | Path], out: str | Path, title: str | None =
     sources = [Path(s) for s in sources]
     if not sources:
         raise DataError("report needs a study folder or run folders: cnnlab report STUDY_OR_RUNS... -o DIR")
-    studies = [s for s in sources if (s / "study.json").exists()]
-    runs = [s for s in sources if (s / SUMMARY).exists()]
-    for source in sources:
-        if source not in studies and source not in runs:
-            raise DataError(_not_a_source(source))
+    refs = resolve_folders(sources, accept=(StudyRef, RunRef))
+    studies = [ref for ref in refs if isinstance(ref, StudyRef)]
+    runs = [ref.path for ref in refs if isinstance(ref, RunRef)]
     for run in runs:  # the small files first: a corrupt one fails at once, not after minutes of figures
         RunFolder(run).read_summary()
         RunFolder(run).read_config()
@@ -115,18 +111,6 @@ def write_report(sources: list[str | Path], out: str | Path, title: str | None =
             shutil.rmtree(created, ignore_errors=True)
         raise
     return {"html": out / "report.html", "markdown": out / "report.md", "figures": figures}
-
-
-def _not_a_source(source: Path) -> str:
-    if not source.exists():
-        return f"{source}: no such folder; give a study folder or run folders"
-    if not source.is_dir():
-        return f"{source} is a file; give a study folder or run folders"
-    if (source / CONFIG).exists():
-        return (f"{source} is an unfinished run ({SUMMARY} is missing); finish it with "
-                f"`cnnlab train --out {source} --resume` or leave it out")
-    return (f"{source} is neither a study folder (study.json) nor a run folder ({SUMMARY}); give a study "
-            f"folder or finished run folders")
 
 
 def _check_target(out: Path, sources: list[Path]) -> None:
@@ -188,16 +172,16 @@ def _move_into_place(staging: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write(out: Path, sources: list[Path], studies: list[Path], runs: list[Path], title: str | None) -> int:
+def _write(out: Path, sources: list[Path], studies: list[StudyRef], runs: list[Path], title: str | None) -> int:
     """Every section, figure and table into `out`; returns the number of figures."""
     doc = _Doc(out)
     title = title or f"cnnlab report: {', '.join(s.name for s in sources)}"
     doc.heading(title, 1)
     doc.paragraph(f"Written {time.strftime('%Y-%m-%d %H:%M')} by cnnlab from {', '.join(map(str, sources))}. "
                   f"Choices (best values, kept epochs) use the validation split; test figures are reported only.")
-    _data_section(doc, (runs or [next(iter(_finished_runs(studies[0])), None)])[0])
+    _data_section(doc, (runs or studies[0].runs or [None])[0])
     for study in studies:
-        _study_section(doc, study)
+        _study_section(doc, study.path)
     if len(runs) > 1:
         _learning_curves(doc, _run_labels(runs), "runs")
     transfer = [r for r in runs if _transfer_mode(RunFolder(r).read_config()) is not None]
@@ -315,8 +299,8 @@ def _transfer_section(doc: _Doc, groups: dict[str, list[Path]], stem: str, in_st
             return mean_ci([(s.get(split) or {}).get("accuracy") for s in summaries]).format(100.0, 2)
 
         params, trainable, frozen = mean("params").mean, mean("trainable_params").mean, mean("frozen_params").mean
-        rows.append([label, ", ".join(modes), str(len(summaries)), format_count(params), format_count(trainable), format_count(frozen),
-                     accuracy("val"), accuracy("test"), _feature_seconds(summaries),
+        rows.append([label, ", ".join(modes), str(len(summaries)), format_count(params), format_count(trainable),
+                     format_count(frozen), accuracy("val"), accuracy("test"), _feature_seconds(summaries),
                      mean("train_seconds").format(1.0, 1)])
         if _finite(trainable) and _finite(frozen):
             counts[label] = (trainable, frozen)
@@ -355,10 +339,6 @@ def _finite(value) -> bool:
     import math
 
     return value is not None and math.isfinite(value)
-
-
-def _finished_runs(study: Path):
-    return sorted(p.parent for p in study.glob(f"*/*/{SUMMARY}"))
 
 
 def _data_section(doc: _Doc, run: Path | None) -> None:
@@ -437,13 +417,12 @@ def _test_images(folder: RunFolder, labels):
     import numpy as np
 
     from ..config import build_config
-    from ..data import load_dataset, prepare_splits
+    from ..data import load_splits
     from ..errors import CnnlabError
 
     d = build_config(folder.read_config()).data
     try:
-        dataset = prepare_splits(load_dataset(d.name, download=False, progress=False), val=d.val,
-                                 carve_from=d.carve_from, test=d.test, seed=d.split_seed)
+        dataset = load_splits(d, download=False, progress=False)
     except CnnlabError:
         return None
     test = dataset["test"]

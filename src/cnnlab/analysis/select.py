@@ -11,12 +11,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
-from ..runfolder import SUMMARY, RunFolder, runs_in
-from ..studyfolder import study_groups
+from ..errors import ConfigError, DataError, bad_value
+from ..folders import RunRef, StudyRef, resolve_folders
+from ..runfolder import SUMMARY, RunFolder
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CRITERIA = {  # name -> (summary field or measured key, higher is better)
     "accuracy": ("val_accuracy", True),
@@ -42,34 +46,31 @@ def candidates_from(paths: list[str | Path]) -> list[Candidate]:
     """A run folder is a candidate; a folder of runs (a study's `optimizer=sgd/`) is one candidate over
     its seeds; a study folder gives one candidate per factor value (its `<factor=value>/` folders)."""
     out = []
-    for path in map(Path, paths):
-        if (path / SUMMARY).exists():
-            status = RunFolder(path).read_summary().get("status")
+    for ref in resolve_folders(paths):
+        if isinstance(ref, RunRef):
+            status = ref.folder.read_summary().get("status")
             if status != "finished":
-                raise DataError(f"{path} is a {status or 'failed'} run (see its {SUMMARY}); select ranks finished "
-                                f"runs: rerun it or leave it out")
-            out.append(Candidate(path.name, [path]))
-        elif (path / "study.json").exists():
-            for group in study_groups(path):
-                runs = _finished(group)
+                raise DataError(f"{ref.path} is a {status or 'failed'} run (see its {SUMMARY}); select ranks "
+                                f"finished runs: rerun it or leave it out")
+            out.append(Candidate(ref.path.name, [ref.path]))
+        elif isinstance(ref, StudyRef):
+            for group in ref.groups:
+                runs = _finished(group.runs)
                 if runs:
-                    out.append(Candidate(group.name, runs))
-        elif not path.is_dir():
-            raise DataError(f"{path}: no such folder; give run folders, folders of seeds or a study folder")
+                    out.append(Candidate(group.path.name, runs))
         else:
-            runs = _finished(path)
+            runs = _finished(ref.runs)
             if not runs:
-                raise DataError(f"{path}: no finished run folders in it (summary.json with status finished); give "
+                raise DataError(f"{ref.path}: no finished run folders in it ({SUMMARY} with status finished); give "
                                 f"run folders, folders of seeds or a study folder")
-            out.append(Candidate(path.name, runs))
+            out.append(Candidate(ref.path.name, runs))
     if len(out) < 2:
         raise DataError(f"select needs at least two candidates and found {len(out)}; give two or more runs or "
                         f"folders of seeds, or a study folder")
     return out
 
 
-def _finished(folder: Path) -> list[Path]:
-    runs = runs_in(folder)
+def _finished(runs) -> list[Path]:
     return [r for r in runs if RunFolder(r).read_summary().get("status") == "finished"]
 
 
@@ -110,7 +111,11 @@ def normalise(values: np.ndarray, higher_is_better: bool, how: str) -> np.ndarra
     if how == "zscore":
         sd = v.std()
         return np.zeros_like(v) if sd == 0 else (v - v.mean()) / sd
-    raise ConfigError(f"--normalisation must be one of {', '.join(NORMALISATIONS)}. Got {how!r} instead.")
+    raise _bad_normalisation(how)
+
+
+def _bad_normalisation(how) -> ConfigError:
+    return bad_value("--normalisation", "select", f"one of {', '.join(NORMALISATIONS)}", how)
 
 
 def parse_weights(text: str | dict | None) -> dict[str, float]:
@@ -161,10 +166,32 @@ def rank(candidates: list[Candidate], weights: dict[str, float], how: str = "min
 def select(paths: list[str | Path], weights: str | dict | None = None, normalisation: str = "minmax",
            device: str | None = None, repeats: int = 30) -> list[Candidate]:
     weights = parse_weights(weights)
-    if normalisation not in NORMALISATIONS:
-        raise ConfigError(f"--normalisation must be one of {', '.join(NORMALISATIONS)}. Got {normalisation!r} "
-                          f"instead.")
+    if normalisation not in NORMALISATIONS:  # before the minutes of measuring
+        raise _bad_normalisation(normalisation)
     candidates = candidates_from(paths)
     for candidate in candidates:
         measure(candidate, device, repeats)
     return rank(candidates, weights, normalisation)
+
+
+# (criterion on x, its axis label, file stem): validation accuracy against each cost
+PARETO_FIGURES = (("latency_ms", "latency, ms per image (batch 1)", "pareto-latency"),
+                  ("params", "parameters", "pareto-size"))
+
+
+def pareto_figures(ranked: list[Candidate]) -> dict[str, Figure]:
+    """The accuracy-vs-latency and accuracy-vs-size Pareto fronts of measured candidates: file stem ->
+    matplotlib Figure."""
+    from .plots import pareto_scatter
+
+    points = [{"label": c.name, **c.figures} for c in ranked]
+    return {stem: pareto_scatter(points, x, "val_accuracy", x_label=label, y_label="validation accuracy")
+            for x, label, stem in PARETO_FIGURES}
+
+
+def write_pareto_figures(ranked: list[Candidate], folder: str | Path) -> list[Path]:
+    """pareto_figures written into `folder` as PNG and SVG; the paths written."""
+    from .plots import save_figure
+
+    figures = pareto_figures(ranked)
+    return [path for stem, figure in figures.items() for path in save_figure(figure, Path(folder) / stem)]

@@ -1,5 +1,6 @@
-"""Uncertainty and significance with scipy / statsmodels: t intervals over seeds, paired tests,
-Holm correction, Wilson intervals, and what a test can reach with so few samples."""
+"""Uncertainty and significance with scipy / statsmodels: t intervals over seeds, paired tests over
+seeds, McNemar's test and a bootstrap interval on paired predictions, Holm correction, Wilson intervals,
+and what a test can reach with so few samples."""
 
 from __future__ import annotations
 
@@ -8,6 +9,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..errors import bad_value
+
+EXACT_BELOW = 25  # discordant pairs: below this McNemar's exact binomial version is used
+
+
+def check_alpha(alpha: float, owner: str) -> None:
+    """A significance level strictly between 0 and 1, or the one bad-value message."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+        raise bad_value("--alpha", owner, "a significance level between 0 and 1 (e.g. 0.05)", alpha)
 
 
 @dataclass(frozen=True)
@@ -102,3 +113,31 @@ def holm(p_values: Sequence[float]) -> list[float]:
     if finite.any():
         out[finite] = multipletests(p[finite], method="holm")[1]
     return out.tolist()
+
+
+def mcnemar(correct_a, correct_b) -> tuple[float, dict]:
+    """p of McNemar's test on paired correctness; exact (binomial) when b + c < EXACT_BELOW."""
+    from statsmodels.stats.contingency_tables import mcnemar as statsmodels_mcnemar
+
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    table = [[int((a & b).sum()), int((a & ~b).sum())], [int((~a & b).sum()), int((~a & ~b).sum())]]
+    discordant = table[0][1] + table[1][0]
+    exact = discordant < EXACT_BELOW
+    result = statsmodels_mcnemar(table, exact=exact, correction=True)
+    return float(result.pvalue), {"table": table, "only_a_right": table[0][1], "only_b_right": table[1][0],
+                                  "exact": exact, "statistic": float(result.statistic)}
+
+
+def bootstrap_difference(correct_a, correct_b, resamples: int = 10_000, seed: int = 0,
+                         level: float = 0.95) -> tuple[float, float]:
+    """Percentile CI of accuracy(a) - accuracy(b), resampling test examples (pairs kept together)."""
+    diff = np.asarray(correct_a, np.int8) - np.asarray(correct_b, np.int8)
+    rng = np.random.default_rng(seed)
+    n = len(diff)
+    means = np.empty(resamples)
+    for start in range(0, resamples, 1000):  # in blocks: 10,000 x n indices at once would be large
+        stop = min(resamples, start + 1000)
+        means[start:stop] = diff[rng.integers(0, n, (stop - start, n))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)

@@ -8,11 +8,14 @@ folders."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import ConfigError, bad_value
+from ..registry import Registry
 from ..studyfolder import StudyFolder
-from .stats import holm, mean_ci, paired_test
+from .stats import check_alpha, holm, mean_ci, paired_test
 
 COLUMNS = [  # (frame column, table heading, scale, digits)
     ("test_loss", "test loss", 1.0, 3),
@@ -67,10 +70,7 @@ class FactorTable:
 
 def study_tables(path: str | Path, alpha: float = 0.05) -> list[FactorTable]:
     """One table per factor (the base alone when the study ablates nothing)."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"--alpha must be a significance level between 0 and 1 (e.g. 0.05). Got {alpha!r} instead.")
+    check_alpha(alpha, "study_tables")
     frame = collect_results(path)
     finished = frame[frame["status"] == "finished"]
     base = finished[finished["factor"] == "base"].set_index("seed")
@@ -163,9 +163,6 @@ def format_count(value: float | None) -> str:
     return f"{value:,.0f}" if value is not None and math.isfinite(value) else "—"
 
 
-HEADINGS = headings()
-
-
 def to_markdown(tables: list[FactorTable]) -> str:
     trainable = shows_trainable(tables)
     heads = headings(trainable)
@@ -218,3 +215,37 @@ def to_latex(tables: list[FactorTable]) -> str:
         lines += [r"\hline", r"\end{tabular}"]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
+
+
+# The text formats of the tables, by name (the command line's --format); each writer takes study_tables' tables.
+TABLE_FORMATS: Registry[Callable[[list[FactorTable]], str]] = Registry("table format (--format)")
+TABLE_FORMATS.register("markdown", to_markdown)
+TABLE_FORMATS.register("csv", to_csv)
+TABLE_FORMATS.register("latex", to_latex)
+
+
+def render_tables(tables: list[FactorTable], fmt: str = "markdown") -> str:
+    """The tables as text in a format of TABLE_FORMATS (an unknown name lists the known ones)."""
+    if not isinstance(fmt, str):
+        raise bad_value("fmt", "render_tables", f"one of {', '.join(TABLE_FORMATS.names())}", fmt)
+    return TABLE_FORMATS.get(fmt)(tables)
+
+
+def write_tables(study: str | Path, fmt: str, out: str | Path, alpha: float = 0.05) -> Path:
+    """Write the study's tables in a format of TABLE_FORMATS to the file `out`, atomically; the format and the
+    path are checked before the study is read."""
+    from ..files import atomic_write
+    from .plots import check_writable
+
+    TABLE_FORMATS.get(fmt)
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"-o {out} is a folder; give a file name such as {out / 'table.tex'}")
+    check_writable(out)
+    text = render_tables(study_tables(study, alpha), fmt)
+    try:
+        atomic_write(out, text)
+    except OSError as exc:  # name the file asked for, not the temporary one beside it
+        raise ConfigError(f"-o {out}: cannot write it ({(exc.strerror or str(exc)).lower()}); choose another "
+                          f"path") from exc
+    return out

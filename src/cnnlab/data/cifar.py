@@ -151,18 +151,6 @@ def read_fine_to_coarse(path: Path) -> FineToCoarse:
     return _fine_to_coarse(meta, batches, path)
 
 
-def cifar100_fine_to_coarse() -> FineToCoarse:
-    """The fine → superclass table of the CIFAR-100 archive in the data home (never downloads)."""
-    from .catalog import DATASETS, describe_missing  # the catalog reads archives through this module
-
-    source = DATASETS.get("cifar100").source
-    present = source.present()
-    if not present:
-        raise DataError(describe_missing("cifar100", source,
-                                         "there is no archive to read its fine → superclass table from"))
-    return read_fine_to_coarse(present[0])
-
-
 def _has_hierarchy(meta, batches) -> bool:
     keys = {_text(k) for k in meta} if isinstance(meta, dict) else set()
     labelled = all(isinstance(b, dict) and {"fine_labels", "coarse_labels"} <= {_text(k) for k in b} for b in batches)

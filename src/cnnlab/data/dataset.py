@@ -96,11 +96,6 @@ class Dataset:
                 lines.append(f"{split_name}: {have:,} of {full:,} images{where}")
         return lines
 
-    def normalization(self, split: str | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per-channel mean and std on the 0–1 scale, from the training split (or `split`)."""
-        source = self[split or ("train" if "train" in self.splits else next(iter(self.splits)))]
-        return channel_stats(source.images)
-
 
 def channel_stats(images: np.ndarray, chunk: int = 65536) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean and std per channel on the 0–1 scale, accumulated in float64 chunks to bound memory."""

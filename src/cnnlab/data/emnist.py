@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .sources import RemoteFile
+from .download import RemoteFile
 
 ZIP_URL = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
 ZIP_NAME = "gzip.zip"
@@ -57,7 +57,7 @@ MEMBER_SHA256 = {
     "mnist-train-labels": "00c6d3c2342fdffb1711e0b5656cac4ce5862d2826399d383a9bac07d612e9f8",
 }
 
-# Byte sizes of those members, where known (the others are capped at sources.MAX_MEMBER_BYTES).
+# Byte sizes of those members, where known (the others are capped at download.MAX_MEMBER_BYTES).
 MEMBER_SIZE = {
     "balanced-test-images": 4_714_707, "balanced-test-labels": 13_504,
     "balanced-train-images": 28_207_740, "balanced-train-labels": 80_618,

@@ -6,10 +6,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError, bad_value
 from .dataset import Dataset, channel_stats
+from .datasets import DATASETS, present_datasets
+from .load import load_dataset
 
 _MULT = np.uint64(0x9E3779B97F4A7C15)
+
+# Families whose datasets NIST drew from the same images: describing one compares it with the others.
+SHARED_IMAGE_FAMILIES = ("emnist",)
 
 
 def image_hashes(images: np.ndarray) -> np.ndarray:
@@ -98,6 +103,19 @@ def dataset_info(dataset: Dataset, compare_with: dict[str, Dataset] | None = Non
                        cross, dataset.notes)
 
 
+def describe_dataset(name: str, download: bool = True, progress: bool = True) -> DatasetInfo:
+    """dataset_info of the dataset `name` (fetched when absent, if `download`). An EMNIST split is compared
+    with every other EMNIST split whose files are on this machine (never downloaded)."""
+    dataset = load_dataset(name, download=download, progress=progress)
+    siblings = {}
+    family = DATASETS.get(name).source.family if name in DATASETS else None
+    if family in SHARED_IMAGE_FAMILIES:
+        for other in present_datasets(family):
+            if other != name:
+                siblings[other] = load_dataset(other, download=False)
+    return dataset_info(dataset, siblings)
+
+
 def literal(text) -> str:
     """`text` as matplotlib should draw it: as written, never as mathtext (a class folder named
     'a$b$c' or '$x^$' would otherwise be typeset, or crash the drawing)."""
@@ -112,22 +130,19 @@ def upright_grid(images: np.ndarray) -> np.ndarray:
 def sample_grid(dataset: Dataset, per_class: int = 8, split: str | None = None, seed: int = 0,
                 max_rows: int = 16):
     """A matplotlib figure: `per_class` random samples of each class, one row per class, labelled."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no backend is chosen or changed, nothing to close
 
     if split is not None and split not in dataset.splits:
         raise DataError(f"{dataset.name} has no {split!r} split; --split takes one of {', '.join(dataset.splits)}")
     if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
-        raise ConfigError(f"--per-class must be a whole number, 1 or more. Got {per_class!r} instead.")
+        raise bad_value("per_class", "sample_grid", "a whole number, 1 or more", per_class)
     data = dataset[split or ("train" if "train" in dataset.splits else next(iter(dataset.splits)))]
     rng = np.random.default_rng(seed)
     n = dataset.num_classes
     blocks = -(-n // max_rows)
     rows = min(n, max_rows)
-    fig, axes = plt.subplots(rows, blocks * (per_class + 1), figsize=(0.5 * blocks * (per_class + 1), 0.55 * rows),
-                             squeeze=False)
+    fig = Figure(figsize=(0.5 * blocks * (per_class + 1), 0.55 * rows))
+    axes = fig.subplots(rows, blocks * (per_class + 1), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     pictures = upright_grid(data.images)
@@ -148,13 +163,11 @@ def sample_grid(dataset: Dataset, per_class: int = 8, split: str | None = None, 
 
 def class_histogram(dataset: Dataset):
     """A matplotlib bar chart of images per class for each split."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no backend is chosen or changed, nothing to close
 
     n = dataset.num_classes
-    fig, ax = plt.subplots(figsize=(max(6, 0.22 * n + 2), 3.6))
+    fig = Figure(figsize=(max(6, 0.22 * n + 2), 3.6))
+    ax = fig.subplots()
     names = list(dataset.splits)
     width = 0.8 / len(names)
     x = np.arange(n)
@@ -165,6 +178,7 @@ def class_histogram(dataset: Dataset):
                   rotation=90 if n > 20 or max(map(len, dataset.classes)) > 3 else 0, fontsize=8)
     ax.set_ylabel("images")
     ax.set_title(literal(f"{dataset.name}: images per class"))
-    ax.legend()
+    # outside the axes, right of them: inside, it would hide the bars under it
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     return fig

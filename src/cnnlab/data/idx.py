@@ -41,27 +41,6 @@ def open_unpacked(path: Path, shown: str | Path | None = None):
         raise DataError(f"{shown or path}: cannot read ({exc.strerror or exc})") from None
 
 
-def read_bytes(path: Path, limit: int = MAX_IDX_BYTES) -> bytes:
-    """A file's bytes, gunzipped when it is gzip, refused beyond `limit` bytes unpacked."""
-    with open_unpacked(path) as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise DataError(f"{path}: unpacks to more than {limit:,} bytes; it is not a dataset file cnnlab reads")
-    return data
-
-
-def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
-    """Decode an IDX payload into an array with the dimensions its header states."""
-    dims, dtype, header = _header(data[:4], lambda n: data[4 : 4 + n], source)
-    expected = int(np.prod(dims)) * dtype.itemsize
-    if len(data) - header != expected:
-        raise DataError(
-            f"{source}: IDX header says {'×'.join(map(str, dims))} ({expected:,} bytes) but the file holds "
-            f"{len(data) - header:,} bytes; the file is truncated or corrupt"
-        )
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
-
-
 def _header(magic: bytes, more, source: str) -> tuple[tuple[int, ...], np.dtype, int]:
     """(dims, dtype, header length) from the 4-byte magic and `more(n)`, the next n bytes."""
     if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _DTYPES:

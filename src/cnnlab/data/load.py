@@ -1,20 +1,29 @@
-"""load_dataset: a registry name or idx:/csv:/folder: spec → Dataset, parsed once and cached."""
+"""load_dataset: a registry name or idx:/csv:/folder: spec → Dataset, parsed once and cached; the splits
+a run config describes; adding a user's files to the data home."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import DataError, DownloadError
 from .cache import arrays_dir, data_home, load_arrays, locked, raw_dir, remove_leftovers, source_key, store_arrays
-from .catalog import DATASETS, DatasetSpec, Source, describe_missing, spec_for_family
+from .cifar import FineToCoarse, read_fine_to_coarse
 from .dataset import Dataset, Split
+from .datasets import DATASETS, DatasetSpec, present_datasets, spec_for_family
 from .emnist import read_mapping
 from .idx import read_idx_pair
+from .sources import Source, describe_missing
+from .split import configured_splits
+
+if TYPE_CHECKING:
+    from ..config import DataConfig
 
 GENERIC_PREFIXES = ("idx:", "csv:", "folder:")
 
@@ -51,6 +60,12 @@ def load_dataset(name: str, download: bool = True, progress: bool = True) -> Dat
                 store_arrays(folder, key, arrays, meta)
                 cached = arrays, {**meta, "key": key}
     return _assemble(spec, *cached, display_name=name)
+
+
+def load_splits(data: DataConfig, download: bool = True, progress: bool = True) -> Dataset:
+    """The train / val / test a run config's data section describes: `data.name` loaded, then split by
+    its val, carve_from, test, subset and split_seed."""
+    return configured_splits(load_dataset(data.name, download, progress), data)
 
 
 def _flatten(parsed: dict, spec: DatasetSpec) -> tuple[dict[str, np.ndarray], dict]:
@@ -227,3 +242,20 @@ def add_local(name: str, path: str | Path) -> list[Path]:
     if not added:
         raise DataError(f"{path}: holds no file that {name} takes, so nothing was added; {source.where()}")
     return added
+
+
+def family_datasets(name: str) -> Iterator[tuple[str, Dataset]]:
+    """(dataset name, dataset) for each dataset of `name`'s family (`name` is a family, or a dataset standing
+    for its family) whose files are on this machine, as after add_local: loaded one at a time, never downloaded."""
+    for dataset_name in present_datasets(spec_for_family(name).source.family):
+        yield dataset_name, load_dataset(dataset_name, download=False)
+
+
+def cifar100_fine_to_coarse() -> FineToCoarse:
+    """The fine → superclass table of the CIFAR-100 archive in the data home (never downloads)."""
+    source = DATASETS.get("cifar100").source
+    present = source.present()
+    if not present:
+        raise DataError(describe_missing("cifar100", source,
+                                         "there is no archive to read its fine → superclass table from"))
+    return read_fine_to_coarse(present[0])

@@ -1,323 +1,300 @@
-"""Where raw files come from: verified downloads (resumable), local archives, system copies."""
+"""Where a dataset's raw files come from (the data home, a system copy, a download) and how each
+family's files are found, fetched, added and handed to its format reader."""
 
 from __future__ import annotations
 
-import hashlib
-import http.client
-import os
-import shutil
-import sys
-import tempfile
-import urllib.error
-import urllib.request
-import zipfile
-import zlib
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from ..errors import ChecksumError, DataError, DownloadError
-from ..files import fsync_dir, temp_file, umask
-from .cache import locked, remove_leftovers
-from .idx import open_unpacked
+import numpy as np
 
-CHUNK = 1 << 20
+from ..errors import DataError, DownloadError
+from . import emnist
+from .cache import raw_dir
+from .cifar import read_cifar_archive
+from .download import RemoteFile, copy_verified, download, extract_zip_members, zip_member_names
+from .idx import read_idx, read_idx_pair
+from .split import stratified_indices
 
-# An archive member whose size nothing publishes is refused above this (NIST's largest is 173 MB).
-MAX_MEMBER_BYTES = 1 << 30
-
-DEFAULT_FIX = "the file is corrupt or a different version: delete it and download or add it again"
+Parsed = dict  # {"splits": {split: (images, labels, items|None)}, "classes": tuple[str, ...], "notes": list[str]}
 
 
-@dataclass(frozen=True)
-class RemoteFile:
-    """A published file. `content_sha256` checks the gunzipped payload, for mirrors that recompress."""
+class Source:
+    """Knows a dataset's raw files: which are present, how to fetch, add and parse them."""
 
-    name: str
-    url: str | None = None
-    sha256: str | None = None
-    content_sha256: str | None = None
-    md5: str | None = None
-    size: int | None = None
-    fix: str = DEFAULT_FIX  # what to tell the user when the file does not match
+    family: str
 
-    @property
-    def verifiable(self) -> bool:
-        return bool(self.sha256 or self.content_sha256 or self.md5)
+    def present(self) -> list[Path]:
+        raise NotImplementedError
 
+    def fetch(self, progress: bool = True) -> None:
+        raise DownloadError("this dataset has no download address")
 
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+    def parse(self, files: list[Path]) -> Parsed:
+        raise NotImplementedError
+
+    def add(self, path: Path) -> list[Path]:
+        raise DataError(f"cannot add files to {self.family!r}")
+
+    def where(self) -> str:
+        """How a user gets the files onto this machine by hand."""
+        return f"place the files in {raw_dir(self.family)}"
 
 
-def content_digest(path: Path, shown: str | Path | None = None) -> str:
-    """sha256 of a file's content, gunzipped when it is gzip, streamed in chunks."""
-    h = hashlib.sha256()
-    with open_unpacked(path, shown) as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+IDX_NAMES = {
+    ("train", "images"): "train-images-idx3-ubyte.gz",
+    ("train", "labels"): "train-labels-idx1-ubyte.gz",
+    ("test", "images"): "t10k-images-idx3-ubyte.gz",
+    ("test", "labels"): "t10k-labels-idx1-ubyte.gz",
+}
 
 
-def mismatch(path: Path, spec: RemoteFile, known: dict[str, str] | None = None,
-             shown: str | Path | None = None) -> str | None:
-    """How `path` differs from the checksums `spec` publishes ('sha256 is …, expected …'), or None.
+@dataclass
+class IdxFamilySource(Source):
+    """MNIST-layout datasets: four official IDX files, from a URL, the data home or a system copy."""
 
-    `known` holds digests already computed while the file was written ({"sha256": ...}); `shown`
-    names the file in errors when `path` is a temp copy.
-    """
-    known = known or {}
-    checks = []
-    if spec.sha256:
-        checks.append(("sha256", spec.sha256, lambda: known.get("sha256") or file_digest(path, "sha256")))
-    if spec.md5:
-        checks.append(("md5", spec.md5, lambda: known.get("md5") or file_digest(path, "md5")))
-    if spec.content_sha256:
-        checks.append(("sha256 of the unpacked content", spec.content_sha256, lambda: content_digest(path, shown)))
-    for what, expected, compute in checks:
-        actual = compute()
-        if actual != expected:
-            return f"{what} is {actual[:16]}…, expected {expected[:16]}… for {spec.name}"
-    return None
+    family: str
+    base_url: str
+    checksums: dict[str, dict[str, str]]
+    system_dirs: tuple[Path, ...] = ()
 
+    def specs(self) -> dict[str, RemoteFile]:
+        return {name: RemoteFile(name, self.base_url + name, **self.checksums.get(name, {})) for name in IDX_NAMES.values()}
 
-def verify(path: Path, spec: RemoteFile, shown: str | Path | None = None) -> None:
-    """Raise ChecksumError unless `path` matches every checksum `spec` publishes (`shown` names it)."""
-    problem = mismatch(path, spec, shown=shown)
-    if problem:
-        raise ChecksumError(f"{shown or path}: {problem}; {spec.fix}")
+    def _find(self, name: str) -> Path | None:
+        for folder in (raw_dir(self.family), *self.system_dirs):
+            for candidate in (folder / name, folder / name.removesuffix(".gz")):
+                if candidate.is_file():
+                    return candidate
+        return None
 
+    def present(self) -> list[Path]:
+        return [p for p in (self._find(n) for n in IDX_NAMES.values()) if p is not None]
 
-def offline() -> bool:
-    return os.environ.get("CNNLAB_OFFLINE", "").lower() not in ("", "0", "false", "no")
+    def fetch(self, progress: bool = True) -> None:
+        for name, spec in self.specs().items():
+            if self._find(name) is None:
+                download(spec, raw_dir(self.family) / name, progress)
 
+    def parse(self, files: list[Path]) -> Parsed:
+        by_name = {p.name.removesuffix(".gz"): p for p in files}
+        splits = {}
+        for split in ("train", "test"):
+            images = by_name.get(IDX_NAMES[(split, "images")].removesuffix(".gz"))
+            labels = by_name.get(IDX_NAMES[(split, "labels")].removesuffix(".gz"))
+            if images and labels:
+                x, y = read_idx_pair(images, labels)
+                splits[split] = (x, y, None)
+        return {"splits": splits, "notes": []}
 
-def resolve_url(spec: RemoteFile) -> str | None:
-    """The URL to fetch: `$CNNLAB_MIRROR/<name>` when a mirror is set, else the official one."""
-    mirror = os.environ.get("CNNLAB_MIRROR")
-    if mirror:
-        return mirror.rstrip("/") + "/" + PurePosixPath(spec.url or spec.name).name
-    return spec.url
+    def add(self, path: Path) -> list[Path]:
+        candidates = sorted(path.rglob("*")) if path.is_dir() else [path]
+        specs = {n.removesuffix(".gz"): s for n, s in self.specs().items()}
+        added = []
+        for file in candidates:
+            spec = specs.get(file.name.removesuffix(".gz"))
+            if spec is None or not file.is_file():
+                continue
+            read_idx(file)  # refuse a corrupt file before it enters the data home
+            added.append(copy_verified(file, raw_dir(self.family) / file.name, spec))
+        if not added:
+            raise DataError(f"{path}: none of {', '.join(IDX_NAMES.values())} found")
+        return added
 
-
-def download(spec: RemoteFile, dest: Path, progress: bool = True, timeout: float = 60) -> Path:
-    """Fetch `spec` to `dest`, resuming a partial `.part` file with an HTTP Range request, and verify it."""
-    url = resolve_url(spec)
-    if not url:
-        raise DownloadError(f"{spec.name} has no download address; place it in {dest.parent}")
-    if offline():
-        raise DownloadError(f"offline (CNNLAB_OFFLINE is set), so {url} was not fetched")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with locked(dest):
-        if dest.exists():
-            return dest
-        part = dest.with_name(dest.name + ".part")
-        try:
-            _fetch(url, part, spec.size, progress, timeout)
-        except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            raise DownloadError(f"could not download {url} ({reason})") from None
-        try:
-            verify(part, spec)
-        except ChecksumError:
-            part.unlink(missing_ok=True)
-            raise
-        os.replace(part, dest)
-    return dest
+    def where(self) -> str:
+        return (f"download {self.base_url}{{{','.join(IDX_NAMES.values())}}} and run "
+                f"`cnnlab data add {self.family} --from FOLDER`, or place them in {raw_dir(self.family)}")
 
 
-def _fetch(url: str, part: Path, size: int | None, progress: bool, timeout: float) -> None:
-    have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"User-Agent": "cnnlab"})
-    if have:
-        request.add_header("Range", f"bytes={have}-")
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        if exc.code != 416:  # 416: the part file is already complete
-            raise
-        return
-    with response:
-        resumed = response.status == 206
-        if not resumed:
-            have = 0
-        length = response.headers.get("Content-Length")
-        total = have + int(length) if length else size
-        with open(part, "ab" if resumed else "wb") as out, _progress_bar(progress, url, total, have) as advance:
-            for block in iter(lambda: response.read(CHUNK), b""):
-                out.write(block)
-                advance(len(block))
-        if total and part.stat().st_size < total:
-            raise DownloadError(f"download of {url} stopped at {part.stat().st_size:,} of {total:,} bytes; "
-                                "run the same command again to resume")
+@dataclass
+class EmnistSource(Source):
+    """One EMNIST split, from NIST's gzip.zip, its .gz members, slices of them, or Kaggle's CSVs."""
+
+    split: str
+    family: str = "emnist"
+
+    def _files(self) -> list[Path]:
+        folder = raw_dir(self.family)
+        return sorted(folder.iterdir()) if folder.is_dir() else []
+
+    def present(self) -> list[Path]:
+        mine = []
+        for path in self._files():
+            match = emnist.PARTIAL_PATTERN.match(path.name)
+            if (path.name.startswith(f"emnist-{self.split}-") and not path.name.endswith((".part", ".lock"))) or (
+                match and match["split"] == self.split
+            ):
+                mine.append(path)
+        data = [p for p in mine if not p.name.endswith("mapping.txt")]
+        return mine if data else []
+
+    def fetch(self, progress: bool = True) -> None:
+        folder = raw_dir(self.family)
+        archive = folder / emnist.ZIP_NAME
+        if not archive.exists():
+            download(emnist.zip_spec(), archive, progress)
+        self.add(archive)
+
+    def add(self, path: Path) -> list[Path]:
+        folder = raw_dir(self.family)
+        members = emnist.member_specs()
+        data_members = {n for n in members if n.endswith(".gz")}
+        mappings = {emnist.mapping_name(s): s for s in emnist.SPLITS}
+        if path.is_file() and path.suffix == ".zip":
+            # refuse a foreign archive before anything of it is unpacked
+            if not zip_member_names(path) & data_members and not any((folder / m).exists() for m in data_members):
+                raise DataError(f"{path}: holds none of NIST's EMNIST .gz files; is it NIST's gzip.zip?")
+            return extract_zip_members(path, members, folder)
+        candidates = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in candidates:  # a forged mapping would rename the classes: refuse before copying anything
+            if file.name in mappings:
+                emnist.check_mapping(file, mappings[file.name])
+        added = []
+        for file in candidates:
+            name = file.name
+            if name in mappings:
+                added.append(copy_verified(file, folder / name, None))
+            elif name in members:
+                added.append(copy_verified(file, folder / name, members[name]))
+            elif emnist.PARTIAL_PATTERN.match(name):
+                read_idx(file)
+                added.append(copy_verified(file, folder / name, None))
+            elif name.startswith("emnist-") and name.endswith(".csv"):
+                added.append(copy_verified(file, folder / name, None))
+        if not added:
+            raise DataError(f"{path}: no EMNIST files found (NIST's gzip.zip, emnist-*.gz, slices named "
+                            "emnist-SPLIT-PART-itemsAtoB-*.gz, or Kaggle's emnist-*.csv)")
+        return added
+
+    def classes(self, files: list[Path]) -> tuple[str, ...]:
+        mapping = [p for p in files if p.name == emnist.mapping_name(self.split)]
+        if not mapping:
+            return tuple(emnist.builtin_mapping(self.split))
+        fix = ("it differs from NIST's official mapping file, so its class names cannot be trusted: delete it, "
+               "or add NIST's gzip.zip again (`cnnlab data add emnist --from gzip.zip`), which replaces it")
+        return tuple(emnist.check_mapping(mapping[0], self.split, fix))
+
+    def parse(self, files: list[Path]) -> Parsed:
+        by_name = {p.name: p for p in files}
+        splits, notes = {}, []
+        offset = emnist.label_offset(self.split)
+        for part in ("train", "test"):
+            images = by_name.get(emnist.member_name(self.split, part, "images"))
+            labels = by_name.get(emnist.member_name(self.split, part, "labels"))
+            csv = by_name.get(f"emnist-{self.split}-{part}.csv")
+            if images and labels:
+                x, y = read_idx_pair(images, labels, transpose=True)
+                splits[part] = (x, y - offset, None)
+            elif csv:
+                from .tabular import read_csv
+
+                x, y = read_csv(csv, transpose=True)
+                splits[part] = (x, y - offset, None)
+                notes.append(f"{part} read from Kaggle's {csv.name}")
+            else:
+                chunks = self._slices(files, part)
+                if chunks:
+                    splits[part] = tuple(np.concatenate(c) for c in zip(*chunks))
+                    splits[part] = (splits[part][0], splits[part][1] - offset, splits[part][2])
+        return {"splits": splits, "notes": notes, "classes": self.classes(files)}
+
+    def _slices(self, files: list[Path], part: str) -> list[tuple]:
+        pieces: dict[tuple[int, int], dict[str, Path]] = {}
+        for path in files:
+            match = emnist.PARTIAL_PATTERN.match(path.name)
+            if match and match["split"] == self.split and match["part"] == part:
+                pieces.setdefault((int(match["start"]), int(match["end"])), {})[match["kind"]] = path
+        chunks, covered = [], set()
+        for (start, end), pair in sorted(pieces.items()):
+            if set(pair) != {"images", "labels"}:
+                raise DataError(f"{next(iter(pair.values()))}: slice has no matching "
+                                f"{'labels' if 'images' in pair else 'images'} file")
+            x, y = read_idx_pair(pair["images"], pair["labels"], transpose=True)
+            if len(y) != end - start + 1:
+                raise DataError(f"{pair['images']}: its name promises items {start}–{end} "
+                                f"({end - start + 1:,}) but it holds {len(y):,}")
+            items = np.arange(start, end + 1)
+            if covered.intersection(range(start, end + 1)):
+                raise DataError(f"{pair['images']}: overlaps another slice of {self.split} {part}")
+            covered.update(range(start, end + 1))
+            chunks.append((x, y, items))
+        return chunks
+
+    def where(self) -> str:
+        return (f"download {emnist.ZIP_URL} ({emnist.ZIP_SIZE_TEXT}) and run `cnnlab data add emnist --from "
+                f"gzip.zip` (a folder of its .gz files or Kaggle's emnist-*.csv work too), "
+                f"or place the files in {raw_dir(self.family)}")
 
 
-class _progress_bar:
-    """A rich progress bar when asked for and stderr is a terminal; a no-op otherwise."""
+@dataclass
+class CifarSource(Source):
+    """CIFAR python archives; a subset archive in the same layout is accepted."""
 
-    def __init__(self, enabled: bool, url: str, total: int | None, done: int):
-        self.enabled, self.url, self.total, self.done = enabled, url, total, done
+    variant: str  # cifar10 | cifar100 | cifar100-coarse
+    spec: RemoteFile  # the official archive
+    family: str = field(init=False)
 
-    def __enter__(self):
-        self.enabled = self.enabled and sys.stderr.isatty()
-        if not self.enabled:
-            return lambda n: None
-        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+    def __post_init__(self):
+        self.family = "cifar10" if self.variant == "cifar10" else "cifar100"
 
-        self.bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                            TransferSpeedColumn(), TimeRemainingColumn(), transient=True)
-        self.bar.__enter__()
-        task = self.bar.add_task(PurePosixPath(self.url).name, total=self.total, completed=self.done)
-        return lambda n: self.bar.advance(task, n)
+    def present(self) -> list[Path]:
+        folder = raw_dir(self.family)
+        official = folder / self.spec.name
+        if official.exists():
+            return [official]
+        return sorted(folder.glob("*.tar.gz"))[:1] if folder.is_dir() else []
 
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.__exit__(*exc)
-        return False
+    def fetch(self, progress: bool = True) -> None:
+        download(self.spec, raw_dir(self.family) / self.spec.name, progress)
 
+    def add(self, path: Path) -> list[Path]:
+        if not path.is_file():
+            raise DataError(f"{path}: expected the CIFAR python archive ({self.spec.name})")
+        read_cifar_archive(path, self.variant)  # refuse a corrupt or foreign archive up front
+        official = path.name == self.spec.name
+        added = copy_verified(path, raw_dir(self.family) / path.name, self.spec if official else None)
+        for older in raw_dir(self.family).glob("*.tar.gz"):  # the archive added last is the one read
+            if older != added and older.name != self.spec.name:
+                older.unlink(missing_ok=True)
+        return [added]
 
-def safe_member_path(root: Path, member: str) -> Path:
-    """`root/member`, refusing absolute names and `..` that would escape `root`."""
-    target = (root / member).resolve()
-    if not target.is_relative_to(root.resolve()):
-        raise DataError(f"archive member {member!r} would be written outside {root}; refusing the archive")
-    return target
+    def parse(self, files: list[Path]) -> Parsed:
+        parsed = read_cifar_archive(files[0], self.variant)
+        notes = [] if files[0].name == self.spec.name else [f"read from {files[0].name}, not the official archive"]
+        return {"splits": {k: v for k, v in parsed["splits"].items()}, "classes": parsed["classes"], "notes": notes}
 
-
-def zip_member_names(archive: Path) -> set[str]:
-    """The base names of an archive's files, read from its directory without unpacking anything."""
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            return {PurePosixPath(info.filename).name for info in zf.infolist() if not info.is_dir()}
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(f"{archive}: not a readable zip archive ({exc}); download it again") from None
-
-
-class _TooLarge(Exception):
-    pass
+    def where(self) -> str:
+        return (f"download {self.spec.url} and run `cnnlab data add {self.family} --from {self.spec.name}`, "
+                f"or place it in {raw_dir(self.family)}")
 
 
-def _copy_capped(src, out, limit: int | None, algorithms: tuple[str, ...] = ("sha256",)) -> dict[str, str]:
-    """Copy `src` to `out` in chunks, hashing as it goes; _TooLarge once more than `limit` bytes arrive."""
-    hashes = {a: hashlib.new(a) for a in algorithms}
-    total = 0
-    for block in iter(lambda: src.read(CHUNK), b""):
-        total += len(block)
-        if limit is not None and total > limit:
-            raise _TooLarge(total)
-        for h in hashes.values():
-            h.update(block)
-        out.write(block)
-    return {a: h.hexdigest() for a, h in hashes.items()}
+class DigitsSource(Source):
+    """scikit-learn's 8×8 digits (always offline); a seeded stratified 80/20 split, pixels 0–16 → 0–255."""
+
+    family = "digits"
+    SEED = 0
+
+    def present(self) -> list[Path]:
+        import importlib.util
+
+        spec = importlib.util.find_spec("sklearn")  # locating, not importing: sklearn takes ~1 s to import
+        if spec is None or spec.origin is None:
+            return []
+        return [Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"]
+
+    def parse(self, files: list[Path]) -> Parsed:
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        images = np.round(bunch.images * (255 / 16)).astype(np.uint8)[:, None]
+        labels = bunch.target.astype(np.int64)
+        train, test = stratified_indices(labels, 0.2, seed=self.SEED)
+        return {"splits": {"train": (images[train], labels[train], train), "test": (images[test], labels[test], test)},
+                "notes": [f"no official split: stratified 80/20, seed {self.SEED}"]}
+
+    def where(self) -> str:
+        return "install scikit-learn"
 
 
-def _same_file(path: Path, size: int, sha256: str) -> bool:
-    return path.is_file() and path.stat().st_size == size and file_digest(path) == sha256
-
-
-STAGING = "unpacking"  # archive members are unpacked into `.unpacking.XXXXXXXX.part` in the target folder
-
-
-def extract_zip_members(archive: Path, wanted: dict[str, RemoteFile], dest_dir: Path) -> list[Path]:
-    """Take the members of `archive` whose base name is in `wanted` into `dest_dir`, all or nothing.
-
-    Every wanted member is unpacked into a staging folder (its size capped by `spec.size`, else
-    MAX_MEMBER_BYTES, both before and while reading) and verified; only when all of them pass are
-    they moved into place, replacing what is there. A refused archive leaves nothing behind. Returns
-    the paths of the archive's members now in `dest_dir`.
-    """
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    with locked(dest_dir / f".{STAGING}"):
-        remove_leftovers(dest_dir, STAGING)  # we hold the lock: any staging folder is a killed process's
-        staging = Path(tempfile.mkdtemp(dir=dest_dir, prefix=f".{STAGING}.", suffix=".part"))
-        try:
-            staged = _stage_members(archive, wanted, dest_dir, staging)
-            placed = []
-            for target, path, digest in staged:
-                # an identical file stays, so its mtime, and the arrays parsed from it, stay valid
-                if not _same_file(target, path.stat().st_size, digest):
-                    os.replace(path, target)
-                placed.append(target)
-            fsync_dir(dest_dir)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return placed
-
-
-def _stage_members(archive: Path, wanted: dict[str, RemoteFile], dest_dir: Path,
-                   staging: Path) -> list[tuple[Path, Path, str]]:
-    """Unpack and verify the wanted members into `staging`: [(target, staged file, sha256)]."""
-    staged: dict[str, tuple[Path, Path, str]] = {}
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                base = PurePosixPath(info.filename).name
-                if info.is_dir() or base not in wanted:
-                    continue
-                spec = wanted[base]
-                target = safe_member_path(dest_dir, base)
-                if base in staged:
-                    raise DataError(f"{archive}: holds two members named {base}; refusing the archive "
-                                    "(nothing was added): use the original download")
-                limit = spec.size if spec.size is not None else MAX_MEMBER_BYTES
-                if info.file_size > limit:
-                    raise DataError(f"{archive}: member {info.filename} claims {info.file_size:,} bytes unpacked, "
-                                    f"more than {_limit_text(spec, limit)}; refusing the archive (nothing was "
-                                    "added): it is corrupt or not the original")
-                path = staging / base
-                with zf.open(info) as src, open(path, "wb") as out:
-                    try:
-                        digests = _copy_capped(src, out, limit, ("sha256", "md5") if spec.md5 else ("sha256",))
-                    except _TooLarge:
-                        raise DataError(f"{archive}: member {info.filename} unpacks to more than "
-                                        f"{_limit_text(spec, limit)}; refusing the archive (nothing was added): "
-                                        "it is corrupt or not the original") from None
-                    out.flush()
-                    os.fsync(out.fileno())
-                problem = mismatch(path, spec, digests, shown=f"{archive}: member {info.filename}")
-                if problem:
-                    raise ChecksumError(f"{archive}: member {info.filename}: {problem}; refusing the archive "
-                                        f"(nothing was added): {spec.fix}")
-                staged[base] = (target, path, digests["sha256"])
-    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, zlib.error) as exc:
-        # RuntimeError: an encrypted member; NotImplementedError: a compression method zipfile lacks
-        raise DataError(f"{archive}: not a readable zip archive ({exc}); download it again") from None
-    fsync_dir(staging)
-    return list(staged.values())
-
-
-def _limit_text(spec: RemoteFile, limit: int) -> str:
-    if spec.size is not None:
-        return f"the {limit:,} bytes of the original {spec.name}"
-    return f"the {limit:,}-byte limit for an archive member"
-
-
-def copy_verified(src: Path, dest: Path, spec: RemoteFile | None) -> Path:
-    """Copy a user's file into the data home: streamed to a temp file beside `dest`, verified there
-    when its checksum is published, flushed to disk, then renamed into place."""
-    with locked(dest):
-        remove_leftovers(dest.parent, dest.name)  # temp files of a killed copy to `dest`
-        fd, tmp = temp_file(dest)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                try:
-                    with open(src, "rb") as f:
-                        digests = _copy_capped(f, out, None, ("sha256", "md5") if spec and spec.md5 else ("sha256",))
-                except OSError as exc:
-                    raise DataError(f"{src}: cannot read ({exc.strerror or exc})") from None
-                out.flush()
-                os.fsync(out.fileno())
-            if spec is not None and spec.verifiable:
-                problem = mismatch(tmp, spec, digests, shown=src)
-                if problem:
-                    raise ChecksumError(f"{src}: {problem}; {spec.fix}")
-            os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; the data home is shared like any cache
-            os.replace(tmp, dest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_dir(dest.parent)
-    return dest
+def describe_missing(name: str, source: Source, reason: str) -> str:
+    return f"dataset {name!r} is not on this machine and {reason}. To fix: {source.where()}"

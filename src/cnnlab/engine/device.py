@@ -8,19 +8,18 @@ import socket
 import subprocess
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, bad_value
 
 
 def resolve_device(name: str = "auto"):
-    """'auto' → CUDA when visible, else CPU; 'cuda' without a GPU is an error, not a silent CPU run."""
+    """'auto' → CUDA when visible, else CPU; 'cuda' without a GPU is an error, not a silent CPU run.
+    (train.device's other values are refused by the config.)"""
     import torch
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device=cuda but no CUDA device is visible; set train.device=auto or cpu")
-    if name not in ("cpu", "cuda"):
-        raise ConfigError(f"train.device must be auto, cpu or cuda. Got {name!r} instead.")
     return torch.device(name)
 
 
@@ -35,7 +34,7 @@ def resolve_amp(amp: str, device) -> str:
             return "bf16" if torch.cuda.is_bf16_supported() else "off"
         return "bf16" if cpu_has_native_bf16() else "off"
     if amp not in ("off", "bf16"):
-        raise ConfigError(f"train.amp must be auto, off or bf16. Got {amp!r} instead.")
+        raise bad_value("amp", "the trainer", "auto, off or bf16", amp)
     return amp
 
 
@@ -52,7 +51,7 @@ def resolve_compile(setting: bool | str, device, macs_per_image: int | None, ima
     if isinstance(setting, bool):
         return setting
     if setting != "auto":
-        raise ConfigError(f"train.compile must be auto, true or false. Got {setting!r} instead.")
+        raise bad_value("compile", "the trainer", "auto, true or false", setting)
     return (device.type == "cpu" and macs_per_image is not None and macs_per_image <= COMPILE_MAX_MACS
             and images_to_train >= COMPILE_MIN_IMAGES)
 

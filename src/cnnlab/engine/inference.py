@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import build_config, replace
-from ..errors import CnnlabError, ConfigError, DataError
+from ..errors import CnnlabError, ConfigError, DataError, bad_value
 from ..runfolder import CONFIG, MODEL_SPEC, PREDICTIONS, WEIGHTS, Predictions, RunError, RunFolder, images_sha256
 
 # Larger images are refused from their header, before decoding: the model sees a few thousand pixels,
@@ -104,18 +104,20 @@ def _check_weights(folder: RunFolder, spec: dict, expected: dict, state: dict) -
                        f"the same run, or retrain it")
 
 
-def evaluate_run(path: str | Path, data: str | None = None, device: str | None = None) -> dict:
+def evaluate_run(path: str | Path, data: str | None = None, device: str | None = None,
+                 loaded: LoadedRun | None = None) -> dict:
     """Score the run's kept weights on the test split of its own data (rewrites predictions.npz) or of
-    `data`, a dataset with the same classes and image shape (writes predictions-<data>.npz)."""
-    from ..data import load_dataset, prepare_splits
+    `data`, a dataset with the same classes and image shape (writes predictions-<data>.npz). `loaded`: the
+    run already loaded by load_run (then `path` and `device` are its)."""
+    from ..data import configured_splits, load_dataset
 
-    run = load_run(path, device)
+    run = loaded if loaded is not None else load_run(path, device)
     own = data is None or data == run.config.data.name
     name = run.config.data.name if own else data
     d = run.config.data
     dataset = load_dataset(name)
     _check_compatible(run, dataset)  # before splitting: a split of the wrong data would fail less clearly
-    dataset = prepare_splits(dataset, val=d.val, carve_from=d.carve_from, test=d.test, seed=d.split_seed)
+    dataset = configured_splits(dataset, d, train_subset=False)
     splits = ("val", "test") if own else ("test",)
     results, predictions = {}, {}
     for split_name in splits:
@@ -156,7 +158,7 @@ def read_image(file: str | Path, chans: int, size: tuple[int, int], invert: str,
     from PIL import Image
 
     if invert not in ("auto", "yes", "no"):
-        raise ConfigError(f"--invert must be auto, yes or no. Got {invert!r} instead.")
+        raise bad_value("--invert", "predict", "auto, yes or no", invert)
     limit = f"the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; downscale it first"
     try:
         with warnings.catch_warnings():
@@ -193,9 +195,9 @@ def predict_files(path: str | Path, files, top: int = 5, invert: str = "auto", d
     import torch
 
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ConfigError(f"--top must be a whole number of classes, 1 or more. Got {top!r} instead.")
+        raise bad_value("--top", "predict", "a whole number of classes, 1 or more", top)
     if invert not in ("auto", "yes", "no"):
-        raise ConfigError(f"--invert must be auto, yes or no. Got {invert!r} instead.")
+        raise bad_value("--invert", "predict", "auto, yes or no", invert)
     files = list(files)
     if not files:
         raise ConfigError("predict needs at least one image file: cnnlab predict RUN IMAGE...")
@@ -212,15 +214,16 @@ def predict_files(path: str | Path, files, top: int = 5, invert: str = "auto", d
 
 
 def time_inference(path: str | Path, device: str | None = None, repeats: int = 30, batch: int = 256,
-                   warmup: int = 5) -> dict:
+                   warmup: int = 5, loaded: LoadedRun | None = None) -> dict:
     """Latency of one image (median of `repeats`) and throughput at `batch`, on `device`, after warm-up
-    calls that are not timed; random images of the run's input shape (speed does not depend on them)."""
+    calls that are not timed; random images of the run's input shape (speed does not depend on them).
+    `loaded`: the run already loaded by load_run (then `path` and `device` are its)."""
     import statistics
     import time
 
     import torch
 
-    run = load_run(path, device)
+    run = loaded if loaded is not None else load_run(path, device)
     trainer = run.trainer
     shape = (run.spec["in_chans"], *run.spec["input_size"])
     images = torch.randint(0, 256, (batch, *shape), dtype=torch.uint8, device=trainer.device)

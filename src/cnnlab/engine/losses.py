@@ -1,17 +1,51 @@
-"""Losses: cross-entropy with label smoothing and class weights (torch's), focal loss, class-weight policies."""
+"""Losses by name (cross-entropy with label smoothing and class weights, focal) and class-weight policies.
+
+LOSSES is a registry, so one call adds a choice that `train.loss` then accepts:
+
+    LOSSES.register("mine", lambda weight, label_smoothing, gamma, alpha: MyLoss(weight=weight))
+
+torch and numpy are imported when a loss is built, not with this module: the config validates names from here.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+from collections.abc import Callable
 
 from ..errors import ConfigError
+from ..registry import Registry
+
+# name -> builder(weight: float tensor per class or None, label_smoothing, gamma, alpha) -> torch.nn.Module
+LOSSES: Registry[Callable] = Registry("loss")
 
 
-def class_weights(labels: np.ndarray, num_classes: int, policy) -> np.ndarray | None:
-    """None, scikit-learn's 'balanced' weights, their square root, or the given list."""
+@LOSSES.register("cross_entropy")
+def _cross_entropy(weight, label_smoothing: float, **_):
+    from torch import nn
+
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+
+
+@LOSSES.register("focal")
+def _focal(weight, label_smoothing: float, gamma: float, alpha: float | None, **_):
+    from .focal_loss import FocalLoss
+
+    return FocalLoss(gamma, alpha, weight, label_smoothing)
+
+
+def make_loss(kind: str = "cross_entropy", weights=None, label_smoothing: float = 0.0, gamma: float = 2.0,
+              alpha: float | None = None):
+    """The loss module `kind` (a LOSSES name); weights: one per class, or None."""
+    import torch
+
+    build = LOSSES.get(kind)
+    weight = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+    return build(weight=weight, label_smoothing=label_smoothing, gamma=gamma, alpha=alpha)
+
+
+def class_weights(labels, num_classes: int, policy):
+    """None, scikit-learn's 'balanced' weights, their square root, or the given list (a numpy array)."""
+    import numpy as np
+
     if policy in (None, "none"):
         return None
     if isinstance(policy, (list, tuple)):
@@ -23,36 +57,4 @@ def class_weights(labels: np.ndarray, num_classes: int, policy) -> np.ndarray | 
     present = np.unique(labels)
     weights = np.ones(num_classes)
     weights[present] = compute_class_weight("balanced", classes=present, y=labels)
-    if policy == "balanced":
-        return weights
-    if policy == "sqrt_balanced":
-        return np.sqrt(weights)
-    raise ConfigError(f"train.class_weights must be none, balanced, sqrt_balanced or a list. Got {policy!r} instead.")
-
-
-def make_loss(kind: str = "cross_entropy", weights=None, label_smoothing: float = 0.0, gamma: float = 2.0,
-              alpha: float | None = None) -> nn.Module:
-    weight = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
-    if kind == "cross_entropy":
-        return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
-    if kind == "focal":
-        return FocalLoss(gamma, alpha, weight, label_smoothing)
-    raise ConfigError(f"train.loss must be cross_entropy or focal. Got {kind!r} instead.")
-
-
-class FocalLoss(nn.Module):
-    """Focal loss (Lin et al. 2017): cross-entropy scaled by (1 - p_true)^gamma, with optional alpha and weights."""
-
-    def __init__(self, gamma: float = 2.0, alpha: float | None = None, weight=None, label_smoothing: float = 0.0):
-        super().__init__()
-        self.gamma, self.alpha, self.label_smoothing = gamma, alpha, label_smoothing
-        self.register_buffer("weight", weight)
-
-    def forward(self, logits, target):
-        logits = logits.float()
-        ce = F.cross_entropy(logits, target, weight=self.weight, reduction="none", label_smoothing=self.label_smoothing)
-        p_true = torch.softmax(logits, dim=1).gather(1, target[:, None]).squeeze(1)
-        loss = (1 - p_true).pow(self.gamma) * ce
-        if self.alpha is not None:
-            loss = self.alpha * loss
-        return loss.mean()
+    return {"balanced": weights, "sqrt_balanced": np.sqrt(weights)}[policy]

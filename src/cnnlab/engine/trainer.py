@@ -356,7 +356,7 @@ class Trainer:
 
 def summarize(logits, labels, seconds: float = math.nan, timed: int = 0) -> EvalResult:
     """Metrics of logits against labels; seconds/timed give the inference throughput."""
-    from sklearn.metrics import f1_score
+    from .scores import macro_f1, top_k_accuracy
 
     logits = torch.as_tensor(logits).float()
     labels = torch.as_tensor(labels).to(logits.device)
@@ -364,14 +364,9 @@ def summarize(logits, labels, seconds: float = math.nan, timed: int = 0) -> Eval
         loss = F.cross_entropy(logits, labels).item() if len(labels) else math.nan
         predicted = logits.argmax(1)
         accuracy = (predicted == labels).float().mean().item() if len(labels) else math.nan
-        top5 = None
-        if logits.shape[1] > 5:
-            top5 = (logits.topk(5, dim=1).indices == labels[:, None]).any(1).float().mean().item()
-    labels_np, predicted_np = labels.cpu().numpy(), predicted.cpu().numpy()
-    macro_f1 = float(f1_score(labels_np, predicted_np, average="macro", labels=np.unique(labels_np),
-                              zero_division=0)) if len(labels_np) else math.nan
-    return EvalResult(loss, accuracy, top5, macro_f1, logits.cpu().numpy(), labels_np, seconds,
-                      timed / seconds if timed and seconds > 0 else math.nan)
+    labels_np, predicted_np, logits_np = labels.cpu().numpy(), predicted.cpu().numpy(), logits.cpu().numpy()
+    return EvalResult(loss, accuracy, top_k_accuracy(labels_np, logits_np, 5), macro_f1(labels_np, predicted_np),
+                      logits_np, labels_np, seconds, timed / seconds if timed and seconds > 0 else math.nan)
 
 
 def _is_compile_failure(error: Exception) -> bool:

@@ -14,7 +14,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-EXECUTORS = ("local", "process", "ray")
+from ..config import RunConfig
+from ..registry import Registry
+
+# name -> factory(workers, address, console, progress) -> an executor (a run(jobs) that yields outcomes)
+EXECUTORS: Registry = Registry("executor")
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,7 @@ class CellJob:
     study: str  # the study folder (shared by every node for Ray)
     name: str
     key: str
-    config: dict
+    config: RunConfig  # validated once, where the study was planned; pickled as it is to pool workers and Ray
     imports: tuple[str, ...] = ()
     search_path: tuple[str, ...] = ()  # folders the imports' files are looked up in (never put on sys.path)
     retry_failed: bool = False
@@ -192,7 +196,7 @@ class RayExecutor:
             task = ray.remote(run_cell)
             refs = {}
             for job in jobs:
-                threads = int(job.config.get("train", {}).get("threads") or 1)
+                threads = job.config.train.threads or 1
                 refs[task.options(num_cpus=threads, num_gpus=gpus, max_retries=self.max_retries,
                                   retry_exceptions=False, name=f"cnnlab-cell {job.name}").remote(job)] = job
             pending = list(refs)
@@ -232,16 +236,23 @@ class RayExecutor:
                 os.environ[variable] = saved_env
 
 
-def make_executor(name: str, workers: int = 1, address: str | None = None, console=None, progress: bool = True):
-    from ..errors import ConfigError
+@EXECUTORS.register("local")
+def _local(workers: int, address: str | None, console, progress: bool) -> LocalExecutor:
+    if workers != 1:
+        from ..errors import ConfigError
 
-    if name == "local":
-        if workers != 1:
-            raise ConfigError("--workers needs --executor process (or ray); the local executor runs one cell at a time")
-        return LocalExecutor(console, progress)
-    if name == "process":
-        return ProcessExecutor(workers)
-    if name == "ray":
-        return RayExecutor(address)
-    raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}. Got {name!r} instead.")
+        raise ConfigError("--workers needs --executor process (or ray); the local executor runs one cell at a time")
+    return LocalExecutor(console, progress)
+
+
+EXECUTORS.register("process", lambda workers, address, console, progress: ProcessExecutor(workers))
+EXECUTORS.register("ray", lambda workers, address, console, progress: RayExecutor(address))
+
+
+def make_executor(name: str, workers: int = 1, address: str | None = None, console=None, progress: bool = True):
+    if name not in EXECUTORS:
+        from ..errors import bad_value
+
+        raise bad_value("--executor", "study run", EXECUTORS.one_of(name, quote=False), name)
+    return EXECUTORS.get(name)(workers=workers, address=address, console=console, progress=progress)
 

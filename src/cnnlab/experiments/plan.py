@@ -9,8 +9,9 @@
     seeds: 5                                                                 # or a list: [0, 3, 7]
     imports: [my_models]                                                     # modules that register things
 
-Every cell is validated before anything runs: its config (keys, types, ranges), its dataset and its
-model options. A cell is named readably and by a hash of its validated config (seed and thread count
+Planning is pure: every cell's config is validated here (keys, types, ranges), once, into a frozen
+RunConfig that the study passes on to where the cell runs; checks.py checks what needs the dataset and
+the model. A cell is named readably and by a hash of its validated config (seed and thread count
 included), so an ablation value equal to the base is the base cell, run once.
 """
 
@@ -29,7 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import RunConfig, build_config, read_yaml_mapping, set_dotted, to_dict
+from ..config import ModelConfig, RunConfig, build_config, read_yaml_mapping, set_dotted, to_dict
 from ..errors import CnnlabError, ConfigError
 from ..studyfolder import CellRecord, RowRecord
 
@@ -174,6 +175,10 @@ class Plan:
     cells: list[CellRecord]  # distinct runs, in the order they run
     rows: list[RowRecord]  # the tables' rows: (factor, value, seed) -> cell
     threads: int
+    configs: dict[str, RunConfig]  # cell key -> its validated config (a CellRecord's config is its dict)
+
+    def config(self, cell: CellRecord) -> RunConfig:
+        return self.configs[cell.key]
 
 
 def config_key(config: RunConfig) -> str:
@@ -221,8 +226,9 @@ def _with(base: dict, changes: dict) -> dict:
 
 
 def plan_study(spec: StudySpec, threads: int) -> Plan:
-    """Every cell of the study, validated as configs (keys, types, ranges); see check_plan for the rest."""
+    """Every cell of the study, validated as configs (keys, types, ranges); checks.check_plan checks the rest."""
     cells: dict[str, CellRecord] = {}
+    configs: dict[str, RunConfig] = {}
     rows: list[RowRecord] = []
     short = _short_names([*spec.ablate, *spec.grid])
 
@@ -240,6 +246,7 @@ def plan_study(spec: StudySpec, threads: int) -> Plan:
         key = config_key(config)
         if key not in cells:
             cells[key] = CellRecord(f"{folder}/seed={seed}-{key}", key, seed, to_dict(config))
+            configs[key] = config
         return cells[key]
 
     combos = math.prod(len(v) for v in spec.grid.values()) if spec.grid else 0
@@ -277,86 +284,15 @@ def plan_study(spec: StudySpec, threads: int) -> Plan:
                 text = ",".join(f"{short[k]}={label(k, v)}" for k, v in zip(keys, combo))
                 record = cell(text, dict(zip(keys, combo)), seed)
                 rows.append(RowRecord("grid", text, seed, record.name))
-    return Plan(spec, list(cells.values()), rows, threads)
+    return Plan(spec, list(cells.values()), rows, threads, configs)
 
 
 def _with_model_defaults(config: RunConfig) -> RunConfig:
     """The config with the model's option defaults written out, so a value equal to a default is the
-    same cell as leaving it out (rescnn's blocks: 1, dropout: 0.0, activation: relu)."""
+    same cell as leaving it out (rescnn's blocks: 1, dropout: 0.0, activation: relu). The rest of the
+    config is valid already: only the model section is validated again."""
     from ..models.factory import builder_defaults
 
-    tree = to_dict(config)
-    filled = {**builder_defaults(tree["model"]["name"]), **tree["model"]}
-    return config if filled == tree["model"] else build_config({**tree, "model": filled})
-
-
-def check_plan(plan: Plan, need_data: bool = True) -> dict[str, dict]:
-    """Check what the config schema cannot: every dataset (present, when need_data), every model with
-    its options, the augmentation for its dataset. Returns facts per cell key: dataset size and shape,
-    the model's params and MACs (for the time estimate)."""
-    from ..data import DATASETS, load_dataset
-    from ..engine.augment import Augmentation
-    from ..models.profile import profile_model
-
-    datasets: dict[str, dict] = {}
-    models: dict[str, Any] = {}
-    facts = {}
-    for record in plan.cells:
-        config = build_config(record.config)
-        data = config.data
-        where = f"study {plan.spec.name!r}, cell {record.name}"
-        try:
-            if data.name not in datasets:
-                datasets[data.name] = _dataset_facts(data.name, need_data, DATASETS, load_dataset)
-            info = datasets[data.name]
-            Augmentation(**config.augment.model_dump()).check(info["flips_allowed"], data.name)
-            options = {k: v for k, v in config.model.model_dump().items() if k != "name"}
-            options.setdefault("channels_last", config.train.channels_last)
-            model_key = json.dumps([config.model.name, options, info["num_classes"], info["shape"]], sort_keys=True,
-                                   default=str)
-            if model_key not in models:
-                chans, height, width = info["shape"]
-                models[model_key] = profile_model(config.model.name, info["num_classes"], chans, (height, width),
-                                                  **options)
-                if options.get("pretrained") not in (None, False) or options.get("weights") is not None:
-                    from ..models import create_model  # reads the weights and checks they fit; loads nothing
-
-                    create_model(config.model.name, info["num_classes"], chans, (height, width), device="meta",
-                                 **options)
-            weights = config.train.class_weights
-            if isinstance(weights, list) and len(weights) != info["num_classes"]:
-                raise ConfigError(f"train.class_weights has {len(weights)} values but {data.name} has "
-                                  f"{info['num_classes']} classes")
-        except CnnlabError as exc:
-            raise type(exc)(f"{where}: {exc}") from None
-        profile = models[model_key]
-        train_images = _train_size(info["splits"], data)
-        facts[record.key] = {"train_images": train_images, "eval_images": round(train_images * 0.2),
-                             "params": profile.params, "macs": profile.macs, "present": info["present"]}
-    return facts
-
-
-def _dataset_facts(name, need_data, registry, load) -> dict:
-    if name in registry:
-        spec = registry.get(name)
-        present = bool(spec.source.present())
-        if not present and not need_data:  # a dry run plans a study whose data is not here yet
-            return {"num_classes": spec.num_classes, "shape": spec.image_shape, "splits": dict(spec.official),
-                    "flips_allowed": spec.flips_allowed, "present": False}
-    dataset = load(name, download=False, progress=False)  # also own data (idx:, csv:, folder:), or the error
-    return {"num_classes": dataset.num_classes, "shape": dataset.image_shape,
-            "splits": {split: len(dataset[split]) for split in dataset.splits},
-            "flips_allowed": dataset.flips_allowed, "present": True}
-
-
-def _train_size(splits: dict, data) -> int:
-    """Roughly how many images a cell trains on (for the time estimate)."""
-    if data.carve_from:
-        available = splits.get(data.carve_from, 0)
-        available -= data.test if data.test >= 1 else available * data.test
-    else:
-        available = splits.get("train", 0)
-    if data.subset is not None:
-        available = data.subset if data.subset >= 1 else available * data.subset
-    val = data.val if data.val >= 1 else available * data.val
-    return max(1, round(available - val))
+    model = config.model.model_dump(mode="json")
+    filled = {**builder_defaults(config.model.name), **model}
+    return config if filled == model else config.model_copy(update={"model": ModelConfig.model_validate(filled)})

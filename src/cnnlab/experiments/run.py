@@ -51,11 +51,19 @@ class Prepared:
     loss: object
 
 
+def model_options(config: RunConfig) -> dict:
+    """create_model's options for the config's model: its section without the name, and the training's
+    memory layout (train.channels_last) unless the model section sets its own."""
+    options = {k: v for k, v in config.model.model_dump().items() if k != "name"}
+    options.setdefault("channels_last", config.train.channels_last)
+    return options
+
+
 def prepare(config: RunConfig) -> Prepared:
     """Load and split the data, build the model and the loss: every check that needs no folder."""
     import torch
 
-    from ..data import load_dataset, prepare_splits
+    from ..data import load_splits
     from ..engine.augment import Augmentation
     from ..engine.device import set_threads
     from ..engine.losses import class_weights, make_loss
@@ -65,14 +73,11 @@ def prepare(config: RunConfig) -> Prepared:
     if config.train.threads is None:  # the thread count changes results: record the one used
         config = replace(config, **{"train.threads": threads})
     data = config.data
-    dataset = prepare_splits(load_dataset(data.name), val=data.val, carve_from=data.carve_from, test=data.test,
-                             subset=data.subset, seed=data.split_seed)
+    dataset = load_splits(data)
     augmentation = Augmentation(**config.augment.model_dump()).check(dataset.flips_allowed, data.name)
-    options = {k: v for k, v in config.model.model_dump().items() if k != "name"}
-    options.setdefault("channels_last", config.train.channels_last)
     chans, height, width = dataset.image_shape
     torch.manual_seed(config.train.seed)  # the initial weights
-    built = create_model(config.model.name, dataset.num_classes, chans, (height, width), **options)
+    built = create_model(config.model.name, dataset.num_classes, chans, (height, width), **model_options(config))
     plan = getattr(built.module, "plan", None)
     if plan is not None and plan.finetune == "gradual" and plan.unfreeze_epoch >= config.train.epochs:
         raise ConfigError(f"finetune=gradual unfreezes after epoch {plan.unfreeze_epoch}, and the run has "
@@ -88,10 +93,12 @@ def train_run(config: RunConfig | dict | None = None, out: str | Path | None = N
               callbacks=(), progress: bool = True, console=None, guard=None) -> RunResult:
     """Train `config` into the run folder `out` (default runs/<model>-<data>-<time>).
 
-    resume=True continues the folder's run from its last checkpoint (config None: the folder's own);
-    a finished run is returned as it is. Raises CnnlabError for bad input, TrainingDiverged (after
-    marking the run failed) when the loss becomes NaN or infinite, Interrupted on Ctrl-C (the folder
-    stays resumable). `guard`: a study cell's CellLock, checked before every write to the folder.
+    config: a RunConfig, used as it is (it was validated when it was made), or a dict of sections,
+    validated here. resume=True continues the folder's run from its last checkpoint (config None: the
+    folder's own); a finished run is returned as it is. Raises CnnlabError for bad input,
+    TrainingDiverged (after marking the run failed) when the loss becomes NaN or infinite, Interrupted
+    on Ctrl-C (the folder stays resumable). `guard`: a study cell's CellLock, checked before every
+    write to the folder.
     """
     if isinstance(config, dict):
         config = build_config(config)
@@ -154,14 +161,7 @@ def _resume_config(folder: RunFolder, given: RunConfig | None) -> RunConfig:
 
 
 def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, progress, console) -> RunResult:
-    from ..engine.callbacks import (
-        CSVLogger,
-        EarlyStopping,
-        ModelCheckpoint,
-        ProgressPrinter,
-        ReduceLROnPlateau,
-        TensorBoard,
-    )
+    from ..engine.callbacks import CSVLogger, ModelCheckpoint, ProgressPrinter, TensorBoard
     from ..engine.device import environment
     from ..engine.inference import background
     from ..engine.trainer import Trainer, TrainingDiverged
@@ -183,10 +183,7 @@ def _fit_into(folder: RunFolder, prepared: Prepared, resuming: bool, callbacks, 
     run_callbacks = [CSVLogger(folder.append_metrics)]
     if transfer is not None:
         run_callbacks.append(_finetune_schedule(built.module))
-    if t.early_stopping:
-        run_callbacks.append(EarlyStopping("val_acc", patience=t.early_stopping))
-    if t.reduce_lr_on_plateau:
-        run_callbacks.append(ReduceLROnPlateau("val_loss", patience=t.reduce_lr_on_plateau))
+    run_callbacks += [setting.build() for setting in t.configured_callbacks()]  # early stopping, plateau, more
     run_callbacks.append(TensorBoard(folder.file(TENSORBOARD)))
     if progress:
         run_callbacks.append(ProgressPrinter(console))

@@ -1,10 +1,11 @@
 """Run a study: plan and check every cell, write the manifest, estimate, run the cells that are not
-finished on an executor, and report progress. See plan.py for the study file, executors.py for where
-cells run, studyfolder.py for the folder."""
+finished on an executor, and report progress. See plan.py for the study file and its cells, checks.py
+for what is checked before anything runs, executors.py for where cells run, studyfolder.py for the
+folder. Each cell's config is validated once, when the study is planned, and travels on as that
+RunConfig."""
 
 from __future__ import annotations
 
-import math
 import os
 import statistics
 import time
@@ -12,10 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError, Interrupted
-from ..studyfolder import CellRecord, StudyFolder
+from ..errors import ConfigError, Interrupted, bad_value
+from ..text import describe_seconds
+from ..studyfolder import StudyFolder
+from .checks import check_plan
 from .executors import CellJob, make_executor
-from .plan import Plan, StudySpec, check_plan, import_user_modules, load_study, parse_study, plan_study
+from .plan import Plan, StudySpec, import_user_modules, load_study, parse_study, plan_study
 
 PROBE_BATCH = 64
 STARTUP_SECONDS = 1.0  # a cell's own work besides training: 0.5-0.9 s in benchmarks/bench_study.py
@@ -95,19 +98,17 @@ def write_manifest(run: StudyRun, source: str | None = None) -> None:
 
 
 # ---- estimate ----------------------------------------------------------------------------------
-def estimate_seconds(run: StudyRun, workers: int = 1, cells: list[CellRecord] | None = None) -> tuple[float, dict]:
+def estimate_seconds(run: StudyRun, workers: int = 1) -> tuple[float, dict]:
     """Seconds the cells would take here, from a short timed probe of each distinct model/data/batch:
     a few training steps on random images of the dataset's shape. Returns (total, seconds per cell key)."""
-    from ..config import build_config
-
-    cells = run.plan.cells if cells is None else cells
+    cells = run.plan.cells
     probes: dict[str, float] = {}
     per_cell = {}
     for record in cells:
-        config = build_config(record.config)
+        config = run.plan.config(record)
         facts = run.facts[record.key]
         probe_key = repr((config.model, config.data.name, config.train.batch_size, config.train.amp,
-                          config.train.channels_last, config.train.device, record.config["train"]["threads"]))
+                          config.train.channels_last, config.train.device, config.train.threads))
         if probe_key not in probes:
             probes[probe_key] = _probe_images_per_s(config)
         per_cell[record.key] = _cell_seconds(config, facts, probes[probe_key]) + STARTUP_SECONDS
@@ -142,14 +143,13 @@ def _probe_images_per_s(config) -> dict:
     from ..data import DATASETS
     from ..engine.trainer import Trainer
     from ..models import create_model
+    from .run import model_options
 
     shape = DATASETS.get(config.data.name).image_shape if config.data.name in DATASETS else (1, 28, 28)
     num_classes = DATASETS.get(config.data.name).num_classes if config.data.name in DATASETS else 10
     batch = min(config.train.batch_size, PROBE_BATCH)
-    options = {k: v for k, v in config.model.model_dump().items() if k != "name"}
-    options.setdefault("channels_last", config.train.channels_last)
     torch.manual_seed(0)
-    built = create_model(config.model.name, num_classes, shape[0], shape[1:], **options)
+    built = create_model(config.model.name, num_classes, shape[0], shape[1:], **model_options(config))
     train = replace(config, **{"train.epochs": 2, "train.batch_size": batch, "train.compile": False}).train
     trainer = Trainer(built.module, built.transform, train)
     rng = np.random.default_rng(0)
@@ -166,18 +166,6 @@ def _probe_images_per_s(config) -> dict:
     return speeds
 
 
-def describe_seconds(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "unknown"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
 # ---- running -----------------------------------------------------------------------------------
 def run_study(study: str | Path | dict | StudySpec, out: str | Path | None = None, *, workers: int = 1,
               executor: str = "local", address: str | None = None, retry_failed: bool = False,
@@ -185,15 +173,15 @@ def run_study(study: str | Path | dict | StudySpec, out: str | Path | None = Non
     """Run every cell of the study that is not finished yet (failed ones too with retry_failed) and
     return the StudyRun; outcomes holds one record per cell this call looked at."""
     if workers < 1:
-        raise ConfigError(f"--workers must be at least 1. Got {workers} instead.")
+        raise bad_value("--workers", "study run", "at least 1", workers)
     executor_impl = make_executor(executor, workers, address, console, progress)
     run = open_study(study, out, workers)
     source = str(Path(study).resolve()) if isinstance(study, (str, Path)) else None
     write_manifest(run, source)
     study_path = str(run.folder.path.resolve())
     to_run = ("pending", "interrupted", "failed") if retry_failed else ("pending", "interrupted")
-    jobs = [CellJob(study_path, c.name, c.key, c.config, tuple(run.plan.spec.imports), tuple(run.search_path),
-                    retry_failed)
+    jobs = [CellJob(study_path, c.name, c.key, run.plan.config(c), tuple(run.plan.spec.imports),
+                    tuple(run.search_path), retry_failed)
             for c in run.plan.cells if run.folder.cell_state(c) in to_run]
     reporter = ProgressReporter(run, len(jobs), workers, console)
     reporter.start()

@@ -75,12 +75,13 @@ def pretrained_source(pretrained, weights, source: str | None, name: str) -> Wei
                 raise ConfigError(f"pretrained={pretrained!r}: {folder} is not a run folder; give `run:DIR` with the "
                                   f"folder of a finished `cnnlab train` run")
             from ..runfolder import WEIGHTS, RunFolder
+            from ..studyfolder import StudyFolder
 
             run = RunFolder(folder)
             status = run.status
             if status != "finished":
                 hint = " (a study's runs are its cell folders, e.g. STUDY/base/seed=0-…)" if \
-                    run.is_study() else ""
+                    StudyFolder(folder).exists() else ""
                 raise ConfigError(f"pretrained={pretrained!r}: {folder} is {'an' if status[0] in 'aeiou' else 'a'} "
                                   f"{status} run, not a finished one{hint}; give the folder of a finished `cnnlab "
                                   f"train` run")

@@ -1,4 +1,4 @@
-"""Raw-file sources against a real HTTP server on 127.0.0.1: verified and resumable downloads, mirrors,
+"""Downloads against a real HTTP server on 127.0.0.1: verified and resumable downloads, mirrors,
 offline errors, zip extraction (safe and verified), and the parsed-array cache (atomic, shared, invalidated)."""
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import pytest
 from cnnlab.data import add_local, load_dataset
 from cnnlab.data import cache as cache_module
 from cnnlab.data.cache import arrays_dir, data_home, raw_dir
-from cnnlab.data.catalog import DATASETS
+from cnnlab.data.datasets import DATASETS
 from cnnlab.data.idx import write_idx
-from cnnlab.data.sources import RemoteFile, download, extract_zip_members, resolve_url, safe_member_path
+from cnnlab.data.download import RemoteFile, download, extract_zip_members, resolve_url, safe_member_path
 from cnnlab.errors import ChecksumError, DataError, DownloadError
 from realdata import need
 

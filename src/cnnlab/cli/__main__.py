@@ -1,0 +1,5 @@
+"""python -m cnnlab.cli"""
+
+from . import main
+
+main()
