@@ -71,3 +71,16 @@ def make_archive(path: Path, folder: str, members: dict[str, bytes]) -> Path:
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
     return path
+
+
+def noise_folder(root: Path, classes: int = 10, train: int = 10, test: int = 2) -> Path:
+    """An image folder (root/split/class/i.png) of 8x8 grey noise, `classes` classes named '0', '1', ..."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in map(str, range(classes)):
+        for split, count in (("train", train), ("test", test)):
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / split / name / f"{i}.png")
+    return root

@@ -36,3 +36,21 @@ class Interrupt(Callback):
     def on_batch_end(self, batch, logs):
         if self.trainer.epoch == self.after:
             raise KeyboardInterrupt
+
+
+def train_digits(tmp_path_factory, name: str, epochs: int = 1):
+    """A real LeNet-5 run on scikit-learn's digits in a data home of its own (for module-scoped fixtures,
+    which the per-test data home does not reach); torch's thread count is left as it was."""
+    import pytest
+    import torch
+
+    from cnnlab.experiments.run import train_run
+
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CNNLAB_DATA", str(tmp_path_factory.mktemp(f"{name}-home")))
+        patch.setenv("CNNLAB_OFFLINE", "1")
+        config = {"data": "digits", "model": "lenet5", "train": {"epochs": epochs, "lr": 0.01, "threads": 1}}
+        result = train_run(config, tmp_path_factory.mktemp(name) / "run", progress=False)
+    torch.set_num_threads(threads)
+    return result

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import assert_one_line_error, table_row
-from PIL import Image
+from data_helpers import noise_folder
 from scipy import stats
 from sklearn import metrics as skm
 from statsmodels.stats.proportion import proportion_confint
@@ -123,13 +123,7 @@ def test_evaluate_per_class_prints_every_class(cli, run_copy):
 
 
 def test_evaluate_on_other_data_prints_no_analysis(cli, run_copy, tmp_path):
-    rng = np.random.default_rng(0)
-    for name in map(str, range(10)):
-        for split, count in (("train", 10), ("test", 2)):
-            (tmp_path / "noise" / split / name).mkdir(parents=True)
-            for i in range(count):
-                Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(
-                    tmp_path / "noise" / split / name / f"{i}.png")
+    noise_folder(tmp_path / "noise")
     result = cli("evaluate", run_copy, "--data", f"folder:{tmp_path / 'noise'}", "--per-class")
     assert result.exit_code == 0, (result.stdout, result.stderr)
     assert "weighted F1" not in result.stdout and "per class" not in result.stdout

@@ -21,7 +21,7 @@ LAYERS = [
     ("experiments", ("experiments",)),
     ("analysis", ("analysis",)),
     ("api", ("results", "api")),
-    ("cli", ("cli",)),
+    ("cli", ("cli", "__main__")),
 ]
 SIBLINGS = {frozenset({"experiments", "analysis"})}  # neither may import the other
 

@@ -26,7 +26,7 @@ def test_quickstart_explores_and_runs_a_three_model_three_seed_study(cli, tmp_pa
     rows = [r for r in csv.DictReader((tmp_path / "qs" / "results.csv").open()) if r["factor"] != "base"]
     assert [(r["value"], r["seed"]) for r in rows] == [
         (model, str(seed)) for seed in range(3)
-        for model in ("lenet5", "lenet5-activation_relu-pool_max", "rescnn-widths_16-32-64")]
+        for model in ("lenet5", "lenet5-activation_relu-pool_max", "rescnn-widths_8-16-32")]
     for row in rows:
         assert row["status"] == "finished" and row["factor"] == "model"
         summary = json.loads((tmp_path / "qs" / "study" / row["cell"] / "summary.json").read_text())

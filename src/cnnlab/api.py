@@ -5,11 +5,12 @@ returns a typed result; run and study folders open as `Run` and `Study`."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, bad_value
 from .results import Run, Study
 
 
@@ -18,6 +19,7 @@ def load_dataset(name: str, download: bool = True, progress: bool = True):
     """A dataset by registry name or idx:/csv:/folder: spec: uint8 images N×C×H×W, labels, class names."""
     from .data import load_dataset as load
 
+    _check_name(name, "load_dataset")
     return load(name, download=download, progress=progress)
 
 
@@ -26,7 +28,8 @@ def add_data(name: str, source: str | Path) -> list[Path]:
     published checksums; `cnnlab data add`. Returns the files added."""
     from .data import add_local
 
-    return add_local(name, source)
+    _check_name(name, "add_data")
+    return add_local(name, _file(source, "source", "add_data", "a file or folder you already have"))
 
 
 def create_model(name: str, num_classes: int, in_chans: int = 1, input_size: int | tuple[int, int] = 28, **options):
@@ -44,24 +47,31 @@ def train(config=None, out: str | Path | None = None, *, overrides: Mapping | Se
     config: a run YAML file, a dict of sections, a RunConfig, or None (defaults); overrides: dotted keys
     ({"train.lr": 3e-4} or ["train.lr=3e-4"]). resume=True continues `out` from its last checkpoint; what is
     given then changes that run's own config."""
-    from .config import RunConfig, build_config, load_config, parse_assignments
+    from .config import RunConfig, build_config, load_config, override_items
+    from .engine.callbacks import Callback
     from .experiments.run import train_run
     from .runfolder import CONFIG
 
-    items = dict(parse_assignments(overrides)) if isinstance(overrides, (list, tuple)) else dict(overrides or {})
+    if not (config is None or isinstance(config, (RunConfig, Mapping, str, os.PathLike))):
+        raise bad_value("config", "train", "a run YAML file, a dict of sections or a cl.RunConfig", config)
+    callbacks = () if callbacks is None else callbacks
+    if not isinstance(callbacks, (list, tuple)) or not all(isinstance(c, Callback) for c in callbacks):
+        raise bad_value("callbacks", "train", "a list of cl.Callback objects, e.g. [cl.EarlyStopping(patience=3)]",
+                        callbacks)
+    given = override_items(overrides, "train")  # checked here, so that an error names train
     if resume and out is None:
         raise ConfigError("--resume needs the run folder: cnnlab train --out RUN --resume (give the run's folder "
                           "with --out)")
-    if isinstance(config, RunConfig) and not items:
+    if isinstance(config, RunConfig) and not given:
         built = config
-    elif isinstance(config, (RunConfig, dict)):
+    elif isinstance(config, (RunConfig, Mapping)):
         tree = config.model_dump(mode="json") if isinstance(config, RunConfig) else config
-        built = build_config(tree, items)
-    elif config is not None or items or not resume:
+        built = build_config(tree, overrides)
+    elif config is not None or given or not resume:
         # resuming: what is given changes the run's own config (so an error names only what was given)
         base = config if config is not None else (Path(out) / CONFIG if resume and (Path(out) / CONFIG).exists()
                                                   else None)
-        built = load_config(base, items)
+        built = load_config(base, overrides)
     else:
         built = None
     result = train_run(built, out, resume=resume, callbacks=callbacks, progress=progress, console=console)
@@ -79,7 +89,11 @@ def predict(run: str | Path | Run, images: Sequence[str | Path], top: int = 5, i
     """The top-k classes of each image file, with probabilities."""
     from .engine.inference import predict_files
 
-    rows = predict_files(_path(run), list(images), top, invert, device)
+    files = [images] if isinstance(images, (str, os.PathLike)) else images
+    if not isinstance(files, Iterable):
+        raise bad_value("images", "predict", "a list of image files", images)
+    files = [_file(f, "images", "predict", "a list of image files") for f in files]
+    rows = predict_files(_path(run, "run", "predict"), files, top, invert, device)
     return [Prediction(str(row["file"]), [(name, float(p)) for name, p in row["top"]]) for row in rows]
 
 
@@ -87,7 +101,7 @@ def evaluate(run: str | Path | Run, data: str | None = None, device: str | None 
     """A finished run on a test split: figures, inference speed, and (on its own data) the analysis."""
     from .analysis.evaluation import evaluate as evaluate_run
 
-    return evaluate_run(_path(run), data, device, confused)
+    return evaluate_run(_path(run, "run", "evaluate"), data, device, confused)
 
 
 # ---- studies -----------------------------------------------------------------------------------
@@ -96,6 +110,7 @@ def run_study(study, out: str | Path | None = None, *, workers: int = 1, executo
     """Run every unfinished cell of a study (a YAML file or a dict) and return the Study."""
     from .experiments.study import run_study as run
 
+    _check_study(study, "run_study")
     done = run(study, out, workers=workers, executor=executor, address=address, retry_failed=retry_failed,
                console=console, progress=progress)
     return Study(done.folder.path)
@@ -128,6 +143,9 @@ def estimate_study(study, out: str | Path | None = None, workers: int = 1) -> St
     """Plan and check a study, and estimate its time here from a short timed probe of each model."""
     from .experiments.study import estimate_seconds, open_study
 
+    _check_study(study, "estimate_study")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise bad_value("workers", "estimate_study", "a whole number, at least 1", workers)
     run = open_study(study, out, workers, need_data=False)
     total, per_cell = estimate_seconds(run, workers)
     cells = [CellEstimate(c.name, run.folder.cell_state(c) if run.folder.exists() else "pending",
@@ -144,7 +162,7 @@ def compare(paths: Sequence[str | Path], split: str = "test", alpha: float = 0.0
     every pair Holm-corrected: analysis.compare.Comparisons."""
     from .analysis.compare import compare as compare_paths
 
-    return compare_paths([_path(p) for p in paths], split, alpha, resamples)
+    return compare_paths(_paths(paths, "paths", "compare"), split, alpha, resamples)
 
 
 @dataclass(frozen=True)
@@ -165,8 +183,14 @@ def crosseval(runs: Sequence[str | Path], data: str | Sequence[str], keep_seen: 
     """Trained on one dataset, tested on others, labels mapped into the coarser label set."""
     from .analysis.crosseval import crosseval as cross_evaluate
 
-    names = [d.strip() for d in data.split(",")] if isinstance(data, str) else [str(d).strip() for d in data]
-    return CrossEvaluation(cross_evaluate([_path(r) for r in runs], [n for n in names if n], keep_seen, device))
+    if isinstance(data, str):
+        names = [d.strip() for d in data.split(",")]
+    elif isinstance(data, Iterable):
+        names = [str(d).strip() for d in data]
+    else:
+        raise bad_value("data", "crosseval", "dataset names, as 'a,b' or a list", data)
+    runs = _paths(runs, "runs", "crosseval")
+    return CrossEvaluation(cross_evaluate(runs, [n for n in names if n], keep_seen, device))
 
 
 @dataclass(frozen=True)
@@ -185,10 +209,11 @@ def select(paths: Sequence[str | Path], weights: str | Mapping[str, float] | Non
            normalisation: str = "minmax", device: str | None = None, plot: str | Path | None = None) -> Selection:
     """Rank models by a weighted, normalised score of validation accuracy, latency and size measured here;
     plot: a folder for the accuracy-vs-latency and accuracy-vs-size Pareto fronts (PNG and SVG)."""
-    from .analysis.select import parse_weights, select as rank, write_pareto_figures
+    from .analysis.select import parse_weights, write_pareto_figures
+    from .analysis.select import select as rank
 
     parsed = parse_weights(weights)
-    ranked = rank([_path(p) for p in paths], parsed, normalisation, device)
+    ranked = rank(_paths(paths, "paths", "select"), parsed, normalisation, device)
     figures = write_pareto_figures(ranked, Path(plot)) if plot is not None else []
     return Selection(ranked, parsed, normalisation, figures)
 
@@ -204,7 +229,7 @@ def report(sources: Sequence[str | Path | Run | Study], out: str | Path, title: 
     """One self-contained HTML page and a Markdown version with tables (CSV, Markdown, LaTeX) and figures."""
     from .analysis.report import write_report
 
-    written = write_report([_path(s) for s in sources], out, title)
+    written = write_report(_paths(sources, "sources", "report"), _file(out, "out", "report", "a folder path"), title)
     return Report(Path(written["html"]), Path(written["markdown"]), written["figures"])
 
 
@@ -224,12 +249,59 @@ def quickstart(out: str | Path = "quickstart", transfer: bool = False, progress:
     results, the figures and the report into `out`. transfer: the transfer-learning quickstart."""
     from .experiments.quickstart import run_quickstart
 
-    out = Path(out)
+    out = _file(out, "out", "quickstart", "a folder path")
+    _check_quickstart_folder(out)
     info, figures, done = run_quickstart(out, console, progress=progress, transfer=transfer)
+    study = Study(done.folder.path)
+    study.results.to_csv(out / "results.csv", index=False)
     title = "cnnlab transfer quickstart" if transfer else "cnnlab quickstart"
-    written = report([done.folder.path], out / "report", title)
-    return Quickstart(info, figures, Study(done.folder.path), out / "results.csv", written)
+    written = report([study], out / "report", title)
+    return Quickstart(info, figures, study, out / "results.csv", written)
 
 
-def _path(item) -> Path:
-    return item.path if isinstance(item, (Run, Study)) else Path(item)
+def _check_quickstart_folder(out: Path) -> None:
+    """The quickstart writes figures, results.csv, study/ and report/ into `out`: a new folder or its own."""
+    from .runfolder import CONFIG, SUMMARY
+    from .studyfolder import StudyFolder
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file; the quickstart writes a folder (figures, study/, report/): give a "
+                          f"folder path")
+    if (out / CONFIG).exists() or (out / SUMMARY).exists() or StudyFolder(out).exists():
+        kind = "a study" if StudyFolder(out).exists() else "a run"
+        raise ConfigError(f"{out} is {kind} folder; the quickstart writes its own folder (figures, study/, report/): "
+                          f"give a new folder path")
+
+
+def _check_name(name, owner: str) -> None:
+    if not isinstance(name, str):
+        raise bad_value("name", owner, "a dataset name (`cnnlab data list`) or an idx:/csv:/folder: spec", name)
+
+
+def _check_study(study, owner: str) -> None:
+    from .experiments.plan import StudySpec
+
+    if not isinstance(study, (str, os.PathLike, Mapping, StudySpec)):
+        raise bad_value("study", owner, "a study YAML file or a dict (name, base, ablate, grid, seeds)", study)
+
+
+def _file(item, param: str, owner: str, expected: str) -> Path:
+    if not isinstance(item, (str, os.PathLike)):
+        raise bad_value(param, owner, expected, item)
+    return Path(item)
+
+
+def _path(item, param: str, owner: str) -> Path:
+    """A folder given as a path, a Run or a Study."""
+    if isinstance(item, (Run, Study)):
+        return item.path
+    return _file(item, param, owner, "a folder: a path, a cl.Run or a cl.Study")
+
+
+def _paths(items, param: str, owner: str) -> list[Path]:
+    """Folders given as a list; one folder alone is a list of one."""
+    if isinstance(items, (str, os.PathLike, Run, Study)):
+        items = [items]
+    if not isinstance(items, Iterable):
+        raise bad_value(param, owner, "a list of folders (paths, cl.Run or cl.Study)", items)
+    return [_path(item, param, owner) for item in items]

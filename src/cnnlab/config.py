@@ -26,10 +26,10 @@ from pydantic import (
     model_serializer,
 )
 
-from .engine.callbacks import CALLBACKS, CallbackSetting, EarlyStopping, ReduceLROnPlateau
+from .engine.callbacks import CALLBACKS, FROM_CONFIG, CallbackSetting, EarlyStopping, ReduceLROnPlateau
 from .engine.losses import LOSSES
 from .engine.optim import OPTIMIZERS, SCHEDULES
-from .errors import ConfigError
+from .errors import ConfigError, bad_value
 from .registry import Registry
 from .yamlsize import check_yaml_size
 
@@ -84,8 +84,11 @@ def _patience_or_options(callback) -> BeforeValidator:
     def parse(value):
         if value is None or isinstance(value, options_type):
             return value
-        if isinstance(value, Mapping):
-            return options_type.model_validate(dict(value))  # its errors name the option: train.KEY.OPTION
+        if isinstance(value, bool):  # `true` would be read as a patience of 1
+            raise ValueError("must be a patience in epochs (a whole number >= 1) or a mapping of options; leave it "
+                             "out (or none) to go without")
+        if isinstance(value, Mapping):  # its errors name the option: train.KEY.OPTION
+            return options_type.model_validate(dict(value), context=FROM_CONFIG)
         return options_type(patience=_PATIENCE.validate_python(value))
 
     return BeforeValidator(parse)
@@ -104,7 +107,7 @@ def _callback_item(value):
         raise ValueError("must be a mapping of a callback's name and options, e.g. {name: reduce_lr_on_plateau, "
                          "patience: 2, factor: 0.5}")
     name = _NamedCallback.model_validate(dict(value)).name
-    return CallbackSetting.of(name, {k: v for k, v in value.items() if k != "name"})
+    return CallbackSetting.of(name, {k: v for k, v in value.items() if k != "name"}, context=FROM_CONFIG)
 
 
 def _listing(names: Iterable[str]) -> str:
@@ -193,7 +196,7 @@ def parse_value(text: str) -> Any:
     """A command-line value as YAML would read it (1e-3 → float, [1,2] → list, true → bool)."""
     try:
         value = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return text
     if isinstance(value, str):  # PyYAML reads 3e-4 (no dot) as a string
         try:
@@ -223,17 +226,21 @@ def set_dotted(tree: dict, key: str, value: Any) -> None:
 def parse_assignment(text: str, what: str = "override", example: str = "section.key=value (e.g. train.lr=3e-4)",
                      strict: bool = False) -> tuple[str, Any]:
     """`key=value` as (key, the value read as YAML like parse_value); `what` and `example` name the text
-    and its form in the error. strict: a value that is not valid YAML is an error, not a string."""
-    key, sep, value = text.partition("=")
+    and its form in the error. A value that is not valid YAML is an error when it opens a list or a mapping, and
+    with `strict` always; otherwise it is read as a string."""
+    key, sep, value = text.partition("=") if isinstance(text, str) else ("", "", "")
     if not sep or not key.strip():
         raise ConfigError(f"{what} {text!r} is not key=value; it must look like {example}")
-    if strict:
+    if strict or value.strip()[:1] in ("[", "{"):  # a broken list or mapping is a typo, never meant as text
         try:
             yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or "not YAML"
-            raise ConfigError(f"{what} {text!r}: the value is not valid YAML ({problem}); write it as YAML, e.g. "
-                              f"[1024, 512] or last:2") from None
+        except (yaml.YAMLError, RecursionError) as exc:
+            problem = getattr(exc, "problem", None) or ("nested too deeply" if isinstance(exc, RecursionError)
+                                                        else "not YAML")
+            examples = "[1024, 512] or last:2" if strict else "[0.1, 0.2] or {patience: 3, factor: 0.5}"
+            shown = text if len(text) <= 80 else text[:60] + "…"
+            raise ConfigError(f"{what} {shown!r}: the value is not valid YAML ({problem}); write it as YAML, e.g. "
+                              f"{examples}") from None
     return key.strip(), parse_value(value.strip())
 
 
@@ -298,16 +305,34 @@ def _explain(error: dict, tree: dict) -> str:
     return f"The {key!r} setting {message[0].lower() + message[1:]}. Got {got!r} instead."
 
 
+def override_items(overrides: Mapping | Iterable[str] | None, owner: str = "build_config") -> list[tuple[str, Any]]:
+    """Dotted overrides as (key, value) pairs: from a mapping ({"train.lr": 3e-4}; a text value is read as
+    YAML) or from `key=value` texts (["train.lr=3e-4"]). `owner` names the function in the error."""
+    if isinstance(overrides, Mapping):
+        bad = next((key for key in overrides if not isinstance(key, str) or not key.strip()), None)
+        if bad is not None:
+            raise bad_value("overrides", owner, "a mapping whose keys are dotted config keys such as 'train.lr'",
+                            bad)
+        return [(key, parse_value(value) if isinstance(value, str) else value) for key, value in overrides.items()]
+    if overrides is None or isinstance(overrides, (list, tuple)):
+        return parse_assignments(overrides)
+    raise bad_value("overrides", owner, "a mapping of dotted keys ({'train.lr': 3e-4}) or a list of key=value "
+                    "texts (['train.lr=3e-4'])", overrides)
+
+
 def build_config(tree: dict | None = None, overrides: list[str] | dict | None = None) -> RunConfig:
     """Validate a nested dict plus `key=value` overrides into a frozen RunConfig."""
-    tree = _deep_copy(tree or {})
+    if tree is not None and not isinstance(tree, Mapping):
+        raise bad_value("tree", "build_config", "a mapping of sections (data, model, augment, train)", tree)
+    try:
+        tree = _deep_copy(tree or {})
+    except RecursionError:
+        raise ConfigError("the config is nested too deeply to be a run config; give a mapping of the sections "
+                          "data, model, augment and train") from None
     for section in ("data", "model"):  # `data: emnist-balanced` is short for `data: {name: emnist-balanced}`
         if isinstance(tree.get(section), str):
             tree[section] = {"name": tree[section]}
-    if isinstance(overrides, dict):
-        items = [(key, parse_value(value) if isinstance(value, str) else value) for key, value in overrides.items()]
-    else:
-        items = parse_assignments(overrides)
+    items = override_items(overrides)
     for key, value in items:
         set_dotted(tree, key, value)
     try:
@@ -328,6 +353,9 @@ def read_yaml_mapping(path: str | Path, expected: str, what: str = "", allow_emp
     try:
         tree = yaml.safe_load(path.read_text())
         check_yaml_size(tree, path)
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to read (thousands of levels); check that the file is the "
+                          f"one you meant") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file; give a YAML file") from None
     except OSError as exc:
@@ -352,8 +380,8 @@ def replace(config: RunConfig, **changes) -> RunConfig:
     return build_config(to_dict(config), changes)
 
 
-def _deep_copy(tree: dict) -> dict:
-    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in tree.items()}
+def _deep_copy(tree: Mapping) -> dict:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in tree.items()}
 
 
 # The command-line flags of `cnnlab train`; every other key is set as key=value.

@@ -7,8 +7,8 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
+from data_helpers import noise_folder
+from run_helpers import train_digits
 
 from cnnlab.analysis.evaluation import Evaluation, evaluate
 from cnnlab.analysis.metrics import analyse_run
@@ -17,16 +17,7 @@ from cnnlab.errors import ConfigError
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from cnnlab.experiments.run import train_run
-
-    threads = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CNNLAB_DATA", str(tmp_path_factory.mktemp("evaluation-home")))
-        patch.setenv("CNNLAB_OFFLINE", "1")
-        config = {"data": "digits", "model": "lenet5", "train": {"epochs": 1, "lr": 0.01, "threads": 1}}
-        result = train_run(config, tmp_path_factory.mktemp("evaluation") / "run", progress=False)
-    torch.set_num_threads(threads)
-    return result
+    return train_digits(tmp_path_factory, "evaluation", epochs=1)
 
 
 @pytest.fixture
@@ -71,13 +62,7 @@ def test_evaluate_scores_times_and_analyses_the_run_loading_it_once(trained, run
 
 
 def test_evaluate_on_other_data_has_no_analysis(run, tmp_path):
-    rng = np.random.default_rng(0)
-    for name in map(str, range(10)):
-        for split, count in (("train", 10), ("test", 2)):
-            (tmp_path / "noise" / split / name).mkdir(parents=True)
-            for i in range(count):
-                Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(
-                    tmp_path / "noise" / split / name / f"{i}.png")
+    noise_folder(tmp_path / "noise")
     found = evaluate(run, f"folder:{tmp_path / 'noise'}")
     assert not found.own_data and found.analysis is None
     assert found.scores["images"] == 20 and found.timing["latency_ms"] > 0

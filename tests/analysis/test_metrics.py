@@ -10,7 +10,7 @@ import string
 
 import numpy as np
 import pytest
-import torch
+from run_helpers import train_digits
 from sklearn import metrics as skm
 
 from cnnlab.analysis.metrics import (
@@ -213,16 +213,7 @@ def test_case_insensitive_accuracy_is_none_without_case_pairs():
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    threads = torch.get_num_threads()
-    from cnnlab.experiments.run import train_run
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CNNLAB_DATA", str(tmp_path_factory.mktemp("metrics-home")))
-        patch.setenv("CNNLAB_OFFLINE", "1")
-        config = {"data": "digits", "model": "lenet5", "train": {"epochs": 2, "lr": 0.01, "threads": 1}}
-        result = train_run(config, tmp_path_factory.mktemp("metrics") / "run", progress=False)
-    torch.set_num_threads(threads)
-    return result
+    return train_digits(tmp_path_factory, "metrics", epochs=2)
 
 
 def raw_predictions(path, split="test"):

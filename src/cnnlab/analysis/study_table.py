@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError, bad_value
+from ..errors import ConfigError, DataError, bad_value
 from ..registry import Registry
+from ..runfolder import SUMMARY
 from ..studyfolder import StudyFolder
 from .stats import check_alpha, holm, mean_ci, paired_test
 
@@ -46,17 +47,26 @@ def collect_results(path: str | Path):
             summary = run.read_summary()
             record["error"] = summary.get("error")
             for split in ("val", "test"):
-                for metric, value in (summary.get(split) or {}).items():
-                    record[f"{split}_{metric}"] = value
+                scores = summary.get(split) or {}
+                for metric, value in (scores.items() if isinstance(scores, dict) else [(None, scores)]):
+                    record[f"{split}_{metric}"] = _number(value, f"{split}.{metric}" if metric else split, run)
             for key in ("params", "trainable_params", "frozen_params", "train_seconds", "images_per_s", "best_epoch",
                         "epochs_run"):
-                record[key] = summary.get(key)
+                record[key] = _number(summary.get(key), key, run)
         rows.append(record)
     frame = pd.DataFrame(rows)
     for column, *_ in (*COLUMNS, TRAINABLE):
         if column not in frame:
             frame[column] = math.nan
     return frame
+
+
+def _number(value, key: str, run) -> float | int | None:
+    """A figure of a cell's summary.json; a DataError naming the file and the entry when it is not a number."""
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    raise DataError(f"{run.file(SUMMARY)}: {key!r} is {value!r}, not a number; restore the file, or delete it and "
+                    f"run the study again to retrain the cell")
 
 
 @dataclass

@@ -100,6 +100,19 @@ class Dataset:
 def channel_stats(images: np.ndarray, chunk: int = 65536) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean and std per channel on the 0–1 scale, accumulated in float64 chunks to bound memory."""
     channels = images.shape[1]
+    if images.dtype == np.uint8:  # exact sums from a 256-bin histogram, without float64 copies of the images
+        counts = np.zeros((channels, 256), dtype=np.int64)
+        step = max(1, (1 << 20) // max(1, images.shape[2] * images.shape[3]))  # bincount copies to int64
+        for start in range(0, len(images), step):
+            block = images[start : start + step]
+            for c in range(channels):
+                counts[c] += np.bincount(block[:, c].reshape(-1), minlength=256)
+        values = np.arange(256, dtype=np.float64)
+        counts = counts.astype(np.float64)
+        count = max(1, len(images) * images.shape[2] * images.shape[3])
+        mean = counts @ values / count
+        std = np.sqrt(np.maximum(counts @ np.square(values) / count - mean**2, 0.0))
+        return tuple(float(m / 255) for m in mean), tuple(float(s / 255) for s in std)
     total = np.zeros(channels)
     total_sq = np.zeros(channels)
     for start in range(0, len(images), chunk):

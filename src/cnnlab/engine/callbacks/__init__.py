@@ -23,7 +23,18 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, SerializeAsAny
 
 from ...registry import Registry
-from .options import AtLeastOne, CallbackOptions, Mode, NonNegative, NonNegativeInt, OpenUnitInterval, checked_options
+from .options import (
+    EPOCH_LOGS,
+    FROM_CONFIG,
+    AtLeastOne,
+    CallbackOptions,
+    Mode,
+    Monitored,
+    NonNegative,
+    NonNegativeInt,
+    OpenUnitInterval,
+    checked_options,
+)
 
 
 class Callback:
@@ -58,10 +69,10 @@ class CallbackSetting(BaseModel):
     options: SerializeAsAny[CallbackOptions]
 
     @classmethod
-    def of(cls, name: str, options: dict) -> CallbackSetting:
-        """`options` validated by the callback's own model (a pydantic ValidationError names the bad option);
-        an unknown `name` raises UnknownNameError."""
-        return cls(name=name, options=CALLBACKS.get(name).Options.model_validate(options))
+    def of(cls, name: str, options: dict, context: dict | None = None) -> CallbackSetting:
+        """`options` validated by the callback's own model (a pydantic ValidationError names the bad option;
+        `context`: FROM_CONFIG for options a config gives); an unknown `name` raises UnknownNameError."""
+        return cls(name=name, options=CALLBACKS.get(name).Options.model_validate(options, context=context))
 
     def build(self) -> Callback:
         return CALLBACKS.get(self.name)(**self.options.model_dump())
@@ -77,7 +88,8 @@ from .reduce_lr_on_plateau import ReduceLROnPlateau  # noqa: E402
 from .tensorboard import TensorBoard  # noqa: E402
 
 __all__ = [
-    "CALLBACKS", "AtLeastOne", "CSVLogger", "Callback", "CallbackOptions", "CallbackSetting", "EarlyStopping",
-    "History", "Mode", "ModelCheckpoint", "Monitor", "NonNegative", "NonNegativeInt", "OpenUnitInterval",
+    "CALLBACKS", "EPOCH_LOGS", "FROM_CONFIG", "AtLeastOne", "CSVLogger", "Callback", "CallbackOptions",
+    "CallbackSetting", "EarlyStopping", "History", "Mode", "ModelCheckpoint", "Monitor", "Monitored", "NonNegative",
+    "NonNegativeInt", "OpenUnitInterval",
     "ProgressPrinter", "ReduceLROnPlateau", "TensorBoard", "checked_options",
 ]

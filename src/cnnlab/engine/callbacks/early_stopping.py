@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from . import CALLBACKS, Callback
 from .monitor import Monitor
-from .options import AtLeastOne, CallbackOptions, Mode, NonNegative, checked_options
+from .options import AtLeastOne, CallbackOptions, Mode, Monitored, NonNegative, checked_options
 
 
 class EarlyStoppingOptions(CallbackOptions):
-    monitor: str = "val_acc"  # Keras watches val_loss; we choose on validation accuracy
+    monitor: Monitored = "val_acc"  # Keras watches val_loss; we choose on validation accuracy
     mode: Mode = "auto"
     patience: AtLeastOne = 5
     min_delta: NonNegative = 0.0

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from . import CALLBACKS, Callback
 from .monitor import Monitor
-from .options import AtLeastOne, CallbackOptions, Mode, NonNegative, NonNegativeInt, OpenUnitInterval, checked_options
+from .options import (
+    AtLeastOne,
+    CallbackOptions,
+    Mode,
+    Monitored,
+    NonNegative,
+    NonNegativeInt,
+    OpenUnitInterval,
+    checked_options,
+)
 
 
 class ReduceLROnPlateauOptions(CallbackOptions):
-    monitor: str = "val_loss"
+    monitor: Monitored = "val_loss"
     mode: Mode = "auto"
     factor: OpenUnitInterval = 0.1
     patience: AtLeastOne = 3  # Keras waits 10

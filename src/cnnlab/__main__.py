@@ -1,0 +1,5 @@
+"""python -m cnnlab: the command line."""
+
+from .cli import main
+
+main()
